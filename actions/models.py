@@ -1,0 +1,514 @@
+"""The domain: organizations, their people and audiences, and their actions."""
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from actions import validators
+from actions.context import validate_magic_field
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(TimeStamped):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A person who signs in to the dashboard.
+
+    A support admin is a staff user who belongs to an organization and sees only its
+    objects; a superuser belongs to none and sees every organization's.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
+    )
+
+    @property
+    def is_support_admin(self) -> bool:
+        return self.is_active and self.is_staff and self.organization_id is not None
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user) -> "OrganizationQuerySet":
+        """What this dashboard user may see: everything for a superuser, else their org's."""
+        if user.is_superuser:
+            return self
+        if getattr(user, "organization_id", None) is None:
+            return self.none()
+        return self.filter(organization_id=user.organization_id)
+
+
+class OrganizationOwned(TimeStamped):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Segment(OrganizationOwned):
+    """An audience of contacts; actions restricted to segments reach only their members."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, help_text="Used by the API to name this segment.")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"],
+                name="actions_segment_unique_slug",
+                violation_error_message="A segment with this slug already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(OrganizationOwned):
+    """A customer the AI talks to, known to us by the organization's own ID."""
+
+    external_id = models.CharField(max_length=255, help_text="The contact's ID in your own system.")
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Free-form values (plan, country...) that magic fields can send.",
+    )
+    segments = models.ManyToManyField(Segment, blank=True, related_name="contacts")
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_id"],
+                name="actions_contact_unique_external_id",
+                violation_error_message="A contact with this ID already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+    def clean(self) -> None:
+        if not isinstance(self.attributes, dict):
+            raise ValidationError(
+                {"attributes": 'Attributes must be a JSON object, such as {"plan": "pro"}.'}
+            )
+
+
+class Tag(OrganizationOwned):
+    name = models.CharField(
+        max_length=50,
+        validators=[
+            RegexValidator(
+                r"^[\w.-]+$",
+                "Use letters, digits, '_', '-' or '.' in a tag (for example billing).",
+            )
+        ],
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "organization",
+                name="actions_tag_unique_name",
+                violation_error_message="A tag with this name already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpecSource(OrganizationOwned):
+    """A named OpenAPI document whose operations generate actions.
+
+    Re-importing a source replaces what it generated and nothing else.
+    """
+
+    name = models.SlugField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="actions_specsource_unique_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Channel(models.TextChoices):
+    WIDGET = "widget", "Widget"
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    PHONE = "phone", "Phone"
+    SLACK = "slack", "Slack"
+
+
+def channel_field(channel: str) -> str:
+    """The boolean column that says whether an action is enabled on a channel."""
+    return f"on_{Channel(channel).value}"
+
+
+class ActionQuerySet(OrganizationQuerySet):
+    def enabled_on(self, channel: str) -> "ActionQuerySet":
+        return self.filter(**{channel_field(channel): True})
+
+    def hand_authored(self) -> "ActionQuerySet":
+        return self.filter(source__isnull=True)
+
+
+class Action(OrganizationOwned):
+    """One HTTPS call the AI may make for a customer."""
+
+    class Method(models.TextChoices):
+        GET = "GET"
+        POST = "POST"
+        PUT = "PUT"
+        PATCH = "PATCH"
+        DELETE = "DELETE"
+
+    class BodyFormat(models.TextChoices):
+        JSON = "json", "JSON"
+        MULTIPART = "multipart", "Multipart form data"
+
+    METHODS_WITH_BODY = frozenset({Method.POST, Method.PUT, Method.PATCH})
+
+    name = models.CharField(max_length=200, validators=[validators.validate_name])
+    tool_name = models.CharField(
+        max_length=validators.TOOL_NAME_MAX_LENGTH,
+        blank=True,
+        validators=[validators.validate_tool_name],
+        help_text="The function name the AI calls. Leave empty to derive it from the name.",
+    )
+    description = models.TextField(
+        validators=[validators.validate_description],
+        help_text="This is the prompt: the AI reads it to decide when to use the action. "
+        "Say what it does, for whom, and when.",
+    )
+    method = models.CharField(max_length=6, choices=Method.choices, default=Method.GET)
+    endpoint = models.CharField(
+        max_length=2048,
+        help_text="An https:// URL; mark path parameters as {name}, e.g. "
+        "https://api.example.com/orders/{order_id}.",
+    )
+    body_schema = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="JSON Schema (Draft 2020-12) of the request body, with an object at its root.",
+    )
+    body_format = models.CharField(
+        max_length=10, choices=BodyFormat.choices, default=BodyFormat.JSON
+    )
+    segments = models.ManyToManyField(
+        Segment,
+        blank=True,
+        related_name="actions",
+        help_text="Leave empty for every contact; otherwise only members of any listed "
+        "segment may use this action.",
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="actions")
+    on_widget = models.BooleanField("Widget", default=True)
+    on_email = models.BooleanField("Email", default=False)
+    on_sms = models.BooleanField("SMS", default=False)
+    on_whatsapp = models.BooleanField("WhatsApp", default=False)
+    on_phone = models.BooleanField("Phone", default=False)
+    on_slack = models.BooleanField("Slack", default=False)
+    pinned = models.BooleanField(default=False, help_text="Pinned actions are listed first.")
+    requires_form = models.BooleanField(
+        "Require form submission",
+        default=False,
+        help_text="The AI pauses on a form the customer must submit before the call goes out.",
+    )
+    source = models.ForeignKey(
+        SpecSource,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="actions",
+        help_text="The OpenAPI source that generated this action; empty when hand-authored.",
+    )
+    operation_key = models.CharField(
+        max_length=600, blank=True, help_text="The operation this action was generated from."
+    )
+
+    objects = ActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-pinned", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "organization",
+                name="actions_action_unique_name",
+                violation_error_message="An action with this name already exists.",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "tool_name"],
+                name="actions_action_unique_tool_name",
+                violation_error_message="An action with this tool name already exists.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(method__in=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+                name="actions_action_method_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "-pinned", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def channels(self) -> list[str]:
+        return [c.value for c in Channel if getattr(self, channel_field(c))]
+
+    @channels.setter
+    def channels(self, values) -> None:
+        for channel in Channel:
+            setattr(self, channel_field(channel), channel.value in set(values))
+
+    @property
+    def is_hand_authored(self) -> bool:
+        return self.source_id is None
+
+    def path_placeholders(self) -> list[str]:
+        """The endpoint's {placeholders}, or none when the endpoint is invalid."""
+        try:
+            return validators.parse_endpoint(self.endpoint)
+        except ValidationError:
+            return []
+
+    def clean(self) -> None:
+        errors: dict[str, list] = {}
+        if self.endpoint:
+            try:
+                validators.parse_endpoint(self.endpoint)
+            except ValidationError as error:
+                errors.setdefault("endpoint", []).extend(error.error_list)
+        if self.body_schema not in (None, {}):
+            if self.method not in self.METHODS_WITH_BODY:
+                errors.setdefault("body_schema", []).append(
+                    ValidationError(
+                        "%(method)s requests carry no body. Remove the body schema, or change "
+                        "the method to POST, PUT or PATCH.",
+                        code="body_not_allowed",
+                        params={"method": self.method},
+                    )
+                )
+            else:
+                try:
+                    validators.validate_body_schema(self.body_schema)
+                except ValidationError as error:
+                    errors.setdefault("body_schema", []).extend(error.error_list)
+        if self.body_schema == {}:
+            self.body_schema = None
+        if self.organization_id is not None:
+            errors.update(self._clean_unique_names())
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_unique_names(self) -> dict[str, list[ValidationError]]:
+        """Per-organization uniqueness, checked here with friendly messages.
+
+        Forms that leave the organization out would otherwise skip these constraints
+        and fail on save with an IntegrityError.
+        """
+        errors: dict[str, list[ValidationError]] = {}
+        siblings = Action.objects.filter(organization_id=self.organization_id).exclude(pk=self.pk)
+        if self.name and siblings.filter(name__iexact=self.name.strip()).exists():
+            errors["name"] = [
+                ValidationError(
+                    "An action named “%(name)s” already exists; choose another name.",
+                    code="duplicate_name",
+                    params={"name": self.name},
+                )
+            ]
+        if not self.tool_name and self.name:
+            self.tool_name = self.unique_tool_name(validators.derive_tool_name(self.name))
+        elif self.tool_name and siblings.filter(tool_name=self.tool_name).exists():
+            errors["tool_name"] = [
+                ValidationError(
+                    "Another action already uses the tool name “%(tool_name)s”; "
+                    "tool names must be unique so the AI can tell actions apart.",
+                    code="duplicate_tool_name",
+                    params={"tool_name": self.tool_name},
+                )
+            ]
+        return errors
+
+    def unique_tool_name(self, base: str) -> str:
+        """`base`, or `base_2`, `base_3`... whichever is free in this organization."""
+        taken = set(
+            Action.objects.filter(organization_id=self.organization_id, tool_name__startswith=base)
+            .exclude(pk=self.pk)
+            .values_list("tool_name", flat=True)
+        )
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            suffix = f"_{n}"
+            candidate = base[: validators.TOOL_NAME_MAX_LENGTH - len(suffix)] + suffix
+        return candidate
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.tool_name and self.name:
+            self.tool_name = self.unique_tool_name(validators.derive_tool_name(self.name))
+        super().save(*args, **kwargs)
+
+
+class ValueKind(models.TextChoices):
+    STATIC = "static", "Static value"
+    MAGIC = "magic", "Magic field (from the conversation)"
+    AI = "ai", "Filled by the AI"
+
+
+class ValueRow(TimeStamped):
+    """A header or parameter whose value is static, magic or left to the AI.
+
+    Static values may hold {{global.NAME}} references to the organization's secrets;
+    magic values name a context path (see actions.context); AI values are described
+    to the model through the tool schema, with `value_schema` giving their type.
+    """
+
+    key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=6, choices=ValueKind.choices, default=ValueKind.STATIC)
+    value = models.CharField(max_length=2000, blank=True)
+    description = models.CharField(
+        max_length=1000, blank=True, help_text="For AI-filled values: what the AI should put here."
+    )
+    required = models.BooleanField(default=True)
+    value_schema = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="For AI-filled values: a JSON Schema for the value (a string when empty).",
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def clean(self) -> None:
+        errors: dict[str, list] = {}
+        if self.kind == ValueKind.STATIC:
+            try:
+                validators.validate_static_value(self.value)
+            except ValidationError as error:
+                errors["value"] = error.error_list
+        elif self.kind == ValueKind.MAGIC:
+            try:
+                validate_magic_field(self.value)
+            except ValidationError as error:
+                errors["value"] = error.error_list
+        elif self.kind == ValueKind.AI:
+            if self.value:
+                errors["value"] = [
+                    ValidationError(
+                        "The AI fills this value, so leave it empty (or make it static).",
+                        code="ai_value_given",
+                    )
+                ]
+            if self.value_schema not in (None, {}):
+                try:
+                    Draft202012Validator.check_schema(self.value_schema)
+                except SchemaError as error:
+                    errors["value_schema"] = [
+                        ValidationError(
+                            "Not a valid JSON Schema (Draft 2020-12): %(message)s. "
+                            'A plain {"type": "string"} is a good start.',
+                            code="value_schema_invalid",
+                            params={"message": error.message},
+                        )
+                    ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ActionHeader(ValueRow):
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="headers")
+
+    class Meta(ValueRow.Meta):
+        constraints = [
+            models.UniqueConstraint(Lower("key"), "action", name="actions_actionheader_unique_key"),
+        ]
+
+    def clean(self) -> None:
+        errors = {}
+        try:
+            validators.validate_header_name(self.key)
+        except ValidationError as error:
+            errors["key"] = error.error_list
+        try:
+            super().clean()
+        except ValidationError as error:
+            errors.update(error.error_dict)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ActionParameter(ValueRow):
+    class Location(models.TextChoices):
+        QUERY = "query", "Query"
+        PATH = "path", "Path"
+
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="parameters")
+    location = models.CharField(max_length=5, choices=Location.choices, default=Location.QUERY)
+
+    class Meta(ValueRow.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "location", "key"], name="actions_actionparameter_unique_key"
+            ),
+        ]
+
+    def clean(self) -> None:
+        errors = {}
+        if self.location == self.Location.PATH and not validators.PLACEHOLDER_NAME_RE.match(
+            self.key
+        ):
+            errors["key"] = [
+                ValidationError(
+                    "A path parameter's key must match its {placeholder} in the endpoint: "
+                    "letters, digits and '_'.",
+                    code="invalid_path_key",
+                )
+            ]
+        try:
+            super().clean()
+        except ValidationError as error:
+            errors.update(error.error_dict)
+        if errors:
+            raise ValidationError(errors)

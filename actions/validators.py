@@ -1,0 +1,319 @@
+"""The rules an action obeys, as plain functions.
+
+The model, the dashboard form, the API serializers and the OpenAPI importer all call
+these, so a rule and its message are written once. Every message says what is wrong
+and how to fix it.
+"""
+
+import re
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+NAME_MIN_LENGTH = 5
+DESCRIPTION_MIN_LENGTH = 20
+TOOL_NAME_MAX_LENGTH = 64
+TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PLACEHOLDER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+GLOBAL_REF_RE = re.compile(r"\{\{\s*global\.([^{}\s]*)\s*\}\}")
+GLOBAL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# RFC 7230 token
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Headers that would let a value rewrite the request itself (smuggling, virtual-host
+# confusion) or that the HTTP client must own.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "te",
+        "upgrade",
+        "trailer",
+        "keep-alive",
+        "expect",
+    }
+)
+
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+_IPV6_RE = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
+# RFC 3986 path characters, plus the braces of our placeholders.
+_PATH_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%/{}]*$")
+_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
+
+
+def validate_name(value: str) -> None:
+    if len(value.strip()) < NAME_MIN_LENGTH:
+        raise ValidationError(
+            "The name must be at least %(min)d characters; it has %(length)d. "
+            "Use a few words that say what the action does, such as “Cancel subscription”.",
+            code="name_too_short",
+            params={"min": NAME_MIN_LENGTH, "length": len(value.strip())},
+        )
+
+
+def validate_description(value: str) -> None:
+    if len(value.strip()) < DESCRIPTION_MIN_LENGTH:
+        raise ValidationError(
+            "The description must be at least %(min)d characters; it has %(length)d. "
+            "The AI reads it to decide when to use this action: say what it does, "
+            "for whom, and when to use it.",
+            code="description_too_short",
+            params={"min": DESCRIPTION_MIN_LENGTH, "length": len(value.strip())},
+        )
+
+
+def validate_tool_name(value: str) -> None:
+    if not TOOL_NAME_RE.match(value):
+        raise ValidationError(
+            "“%(value)s” is not a valid tool name: use 1 to 64 letters, digits, '_' or '-' "
+            "(for example cancel_subscription).",
+            code="invalid_tool_name",
+            params={"value": value},
+        )
+
+
+def derive_tool_name(name: str) -> str:
+    """Turn an action name into a tool name the model providers accept.
+
+    >>> derive_tool_name("Look up an order (v2)")
+    'look_up_an_order_v2'
+    >>> derive_tool_name("Crème brûlée: réserver")
+    'creme_brulee_reserver'
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+    return slug[:TOOL_NAME_MAX_LENGTH].rstrip("_") or "action"
+
+
+def parse_endpoint(url: str) -> list[str]:
+    """Check an endpoint URL template and return its path placeholders in order.
+
+    Only an absolute https:// URL is accepted; placeholders may appear in the path
+    alone, so the scheme, host and port are fixed when the action is saved.
+
+    >>> parse_endpoint("https://api.example.com/orders/{order_id}/items/{item_id}")
+    ['order_id', 'item_id']
+    """
+    if url != url.strip():
+        raise ValidationError(
+            "The endpoint starts or ends with a space; remove it.", code="endpoint_whitespace"
+        )
+    if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in url):
+        raise ValidationError(
+            "The endpoint contains a space or a control character; percent-encode it "
+            "(a space is %%20) or remove it.",
+            code="endpoint_whitespace",
+        )
+    lowered = url.lower()
+    if lowered.startswith("http://"):
+        raise ValidationError(
+            "Actions only call HTTPS endpoints: change http:// to https://.",
+            code="endpoint_not_https",
+        )
+    if not lowered.startswith("https://"):
+        raise ValidationError(
+            "The endpoint must be an absolute URL starting with https://, "
+            "for example https://api.example.com/orders/{order_id}.",
+            code="endpoint_not_https",
+        )
+    rest = url[len("https://") :]
+    if "\\" in rest or "@" in rest:
+        raise ValidationError(
+            "The endpoint must not contain '@' or '\\'. Credentials never go in the URL: "
+            "put them in a header, ideally as {{global.NAME}}.",
+            code="endpoint_credentials",
+        )
+    if "?" in rest or "#" in rest:
+        raise ValidationError(
+            "The endpoint holds only the scheme, host and path. Move the query string "
+            "into parameter rows (location: query).",
+            code="endpoint_query",
+        )
+    authority, slash, path = rest.partition("/")
+    path = slash + path
+    if "{" in authority or "}" in authority:
+        raise ValidationError(
+            "Placeholders such as {name} may only appear in the path, never in the host "
+            "or port: the host is fixed when the action is saved.",
+            code="endpoint_placeholder_in_host",
+        )
+    host, port = authority, None
+    if authority.startswith("["):
+        bracketed = re.match(r"^(\[[^\]]*\])(?::(.*))?$", authority)
+        host, port = bracketed.groups() if bracketed else ("", None)
+    elif ":" in authority:
+        host, port = authority.rsplit(":", 1)
+    if not host or not (_HOST_RE.match(host) or _IPV6_RE.match(host)):
+        raise ValidationError(
+            "“%(host)s” is not a valid host name. Use the API's host, such as "
+            "api.example.com (internationalized names in their xn-- form).",
+            code="endpoint_host",
+            params={"host": host},
+        )
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValidationError(
+            "“%(port)s” is not a valid port: use a number from 1 to 65535, or leave it "
+            "out for HTTPS's 443.",
+            code="endpoint_port",
+            params={"port": port},
+        )
+    if not _PATH_RE.match(path) or _PERCENT_RE.search(path):
+        raise ValidationError(
+            "The endpoint's path has characters that must be percent-encoded "
+            "(letters, digits and - . _ ~ / are safe; '%%' must start an escape such as %%20).",
+            code="endpoint_path",
+        )
+    placeholders = _PLACEHOLDER_RE.findall(path)
+    if "{" in _PLACEHOLDER_RE.sub("", path) or "}" in _PLACEHOLDER_RE.sub("", path):
+        raise ValidationError(
+            "The endpoint has an unmatched '{' or '}'. Write path parameters as "
+            "{name}, for example /orders/{order_id}.",
+            code="endpoint_braces",
+        )
+    for name in placeholders:
+        if not PLACEHOLDER_NAME_RE.match(name):
+            raise ValidationError(
+                "“{%(name)s}” is not a valid path parameter: use letters, digits and '_', "
+                "not starting with a digit (for example {order_id}).",
+                code="endpoint_placeholder_name",
+                params={"name": name},
+            )
+    duplicates = sorted({n for n in placeholders if placeholders.count(n) > 1})
+    if duplicates:
+        raise ValidationError(
+            "The path parameter {%(name)s} appears more than once; give each one its own name.",
+            code="endpoint_placeholder_duplicate",
+            params={"name": duplicates[0]},
+        )
+    return placeholders
+
+
+def _walk_refs(node: object, pointer: str = "#"):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield pointer, value
+            yield from _walk_refs(value, f"{pointer}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk_refs(value, f"{pointer}/{index}")
+
+
+def validate_body_schema(schema: object) -> None:
+    """A body schema is valid Draft 2020-12 with an object at its root."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise ValidationError(
+            'The body schema\'s root must be an object schema ({"type": "object", '
+            '"properties": {...}}). To send a list or a single value, wrap it in a property.',
+            code="body_schema_root",
+        )
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ValidationError(
+            "The body schema is not valid JSON Schema (Draft 2020-12) at %(where)s: "
+            "%(message)s. Fix that keyword, or infer the schema from a sample JSON.",
+            code="body_schema_invalid",
+            params={"where": where, "message": error.message},
+        ) from None
+    for pointer, ref in _walk_refs(schema):
+        if not ref.startswith("#"):
+            raise ValidationError(
+                "The body schema refers to “%(ref)s” at %(pointer)s. Only local references "
+                "such as #/$defs/Address are allowed: copy the referenced schema into $defs.",
+                code="body_schema_external_ref",
+                params={"ref": ref, "pointer": pointer},
+            )
+    if _contains_key(schema, "nullable"):
+        raise ValidationError(
+            "The body schema uses “nullable”, which is OpenAPI 3.0, not JSON Schema. Write "
+            '{"anyOf": [{"type": "string"}, {"type": "null"}]} instead.',
+            code="body_schema_nullable",
+        )
+
+
+def _contains_key(node: object, key: str) -> bool:
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        for k, v in node.items():
+            # A *property* called "nullable" is fine; the keyword is not.
+            if k == key and v is not properties:
+                return True
+            if k == "properties" and isinstance(v, dict):
+                if any(_contains_key(sub, key) for sub in v.values()):
+                    return True
+            elif _contains_key(v, key):
+                return True
+    elif isinstance(node, list):
+        return any(_contains_key(v, key) for v in node)
+    return False
+
+
+def validate_header_name(value: str) -> None:
+    if not HEADER_NAME_RE.match(value):
+        raise ValidationError(
+            "“%(value)s” is not a valid header name: use letters, digits and '-' "
+            "(for example X-Customer-Id).",
+            code="invalid_header_name",
+            params={"value": value},
+        )
+    lowered = value.lower()
+    if lowered in FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
+        raise ValidationError(
+            "The %(value)s header is set by the HTTP client and cannot be configured on an "
+            "action; remove this row.",
+            code="forbidden_header",
+            params={"value": value},
+        )
+
+
+def validate_static_value(value: str) -> None:
+    """Static text may hold {{global.NAME}} references and nothing unprintable."""
+    if any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError(
+            "The value contains a line break or NUL character, which would let it rewrite "
+            "the request; remove it.",
+            code="value_control_character",
+        )
+    for name in GLOBAL_REF_RE.findall(value):
+        if not GLOBAL_NAME_RE.match(name):
+            raise ValidationError(
+                "“{{global.%(name)s}}” is not a valid global variable reference: the name "
+                "uses letters, digits and '_' (for example {{global.STRIPE_KEY}}).",
+                code="invalid_global_reference",
+                params={"name": name},
+            )
+    leftover = GLOBAL_REF_RE.sub("", value)
+    if "{{" in leftover or "}}" in leftover:
+        raise ValidationError(
+            "The value has '{{' or '}}' that is not a global variable reference. "
+            "Write references as {{global.NAME}}.",
+            code="invalid_global_reference",
+        )
+
+
+def global_references(value: str) -> list[str]:
+    return GLOBAL_REF_RE.findall(value)
+
+
+def validate_path_rows(placeholders: list[str], path_keys: list[str]) -> None:
+    """Every path-parameter row must name one of the endpoint's {placeholders}.
+
+    Placeholders without a row are filled by the AI; a row makes one static or magic,
+    or describes it for the AI.
+    """
+    for key in path_keys:
+        if key not in placeholders:
+            raise ValidationError(
+                "The path parameter “%(key)s” has no {%(key)s} in the endpoint. Add "
+                "{%(key)s} to the endpoint's path, or make it a query parameter.",
+                code="path_parameter_not_in_endpoint",
+                params={"key": key},
+            )
