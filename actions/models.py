@@ -289,6 +289,11 @@ class Action(OrganizationOwned):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.tool_name and self.name:
+            self.tool_name = self.unique_tool_name(validators.derive_tool_name(self.name))
+        super().save(*args, **kwargs)
+
     @property
     def channels(self) -> list[str]:
         return [c.value for c in Channel if getattr(self, channel_field(c))]
@@ -380,11 +385,6 @@ class Action(OrganizationOwned):
             suffix = f"_{n}"
             candidate = base[: validators.TOOL_NAME_MAX_LENGTH - len(suffix)] + suffix
         return candidate
-
-    def save(self, *args, **kwargs) -> None:
-        if not self.tool_name and self.name:
-            self.tool_name = self.unique_tool_name(validators.derive_tool_name(self.name))
-        super().save(*args, **kwargs)
 
 
 class ValueKind(models.TextChoices):
