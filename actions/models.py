@@ -193,11 +193,11 @@ class Action(OrganizationOwned):
     """One HTTPS call the AI may make for a customer."""
 
     class Method(models.TextChoices):
-        GET = "GET"
-        POST = "POST"
-        PUT = "PUT"
-        PATCH = "PATCH"
-        DELETE = "DELETE"
+        GET = "GET", "GET"
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+        DELETE = "DELETE", "DELETE"
 
     class BodyFormat(models.TextChoices):
         JSON = "json", "JSON"
