@@ -343,6 +343,15 @@ class Action(OrganizationOwned):
         if errors:
             raise ValidationError(errors)
 
+    def get_constraints(self):
+        # clean() reports name and tool-name clashes on their own fields, with a hint;
+        # the database constraints stay as the guarantee.
+        checked_in_clean = {"actions_action_unique_name", "actions_action_unique_tool_name"}
+        return [
+            (model, [c for c in constraints if c.name not in checked_in_clean])
+            for model, constraints in super().get_constraints()
+        ]
+
     def _clean_unique_names(self) -> dict[str, list[ValidationError]]:
         """Per-organization uniqueness, checked here with friendly messages.
 

@@ -13,8 +13,7 @@ def pytest_sessionstart(session):
 
     if connection.vendor != "postgresql":
         pytest.exit(
-            "CI is set but the database is not PostgreSQL: set DATABASE_URL "
-            "(see .ci/run).",
+            "CI is set but the database is not PostgreSQL: set DATABASE_URL (see .ci/run).",
             returncode=3,
         )
 
