@@ -10,6 +10,7 @@ from jsonschema.exceptions import SchemaError
 
 from actions import validators
 from actions.context import validate_magic_field
+from actions.tool_schema import InputRow, ToolSchema, build_tool_schema
 
 
 class TimeStamped(models.Model):
@@ -306,6 +307,28 @@ class Action(OrganizationOwned):
     @property
     def is_hand_authored(self) -> bool:
         return self.source_id is None
+
+    def input_rows(self) -> list[InputRow]:
+        """The values the AI fills: AI-kind rows, and placeholders no row covers."""
+        rows: list[InputRow] = []
+        covered: set[str] = set()
+        for row in [*self.parameters.all(), *self.headers.all()]:
+            location = getattr(row, "location", "header")
+            if location == ActionParameter.Location.PATH:
+                covered.add(row.key)
+            if row.kind == ValueKind.AI:
+                rows.append(
+                    InputRow(location, row.key, row.description, row.required, row.value_schema)
+                )
+        rows.extend(
+            InputRow("path", name) for name in self.path_placeholders() if name not in covered
+        )
+        return rows
+
+    def tool_schema(self) -> ToolSchema:
+        """The JSON Schema the AI fills in, and where each argument goes."""
+        body = self.body_schema if self.method in self.METHODS_WITH_BODY else None
+        return build_tool_schema(body, self.input_rows())
 
     def path_placeholders(self) -> list[str]:
         """The endpoint's {placeholders}, or none when the endpoint is invalid."""
