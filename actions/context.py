@@ -31,7 +31,7 @@ def validate_magic_field(path: str) -> None:
 
     >>> validate_magic_field("contact.email")
     >>> validate_magic_field("contact.attributes.plan")
-    >>> validate_magic_field("contact.password")
+    >>> validate_magic_field("contact.password")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     django.core.exceptions.ValidationError: ...

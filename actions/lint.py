@@ -265,6 +265,32 @@ STOP_WORDS = frozenset(
     ]
 )
 
+# After one of these, a word from VERBS is a noun: "issue a refund", "the customer's
+# order" ("customer's" reads as "customer", "s").
+DETERMINERS = frozenset(
+    [
+        "a",
+        "an",
+        "any",
+        "each",
+        "every",
+        "her",
+        "his",
+        "its",
+        "my",
+        "our",
+        "s",
+        "some",
+        "that",
+        "the",
+        "their",
+        "these",
+        "this",
+        "those",
+        "your",
+    ]
+)
+
 _WORD_RE = re.compile(r"[A-Za-z]+")
 _NUMBERED_RE = re.compile(r"(action|api|call|endpoint|function|request|test|tool)_?\d+")
 
@@ -281,8 +307,13 @@ def name_warnings(name: str, tool_name: str) -> list[str]:
 
 def description_warnings(description: str) -> list[str]:
     words = [w.lower() for w in _WORD_RE.findall(description)]
-    has_verb = any(w in VERBS for w in words)
-    has_noun = any(w not in VERBS and w not in STOP_WORDS and len(w) > 2 for w in words)
+    # Many support words are both ("order", "refund", "return"): a determiner decides.
+    after_determiner = [i > 0 and words[i - 1] in DETERMINERS for i in range(len(words))]
+    has_verb = any(w in VERBS and not det for w, det in zip(words, after_determiner, strict=True))
+    has_noun = any(
+        w not in STOP_WORDS and len(w) > 2 and (w not in VERBS or det)
+        for w, det in zip(words, after_determiner, strict=True)
+    )
     if has_verb and has_noun:
         return []
     return [

@@ -4,9 +4,8 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models import Value
 from django.db.models.functions import Lower
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from actions import validators
 from actions.context import validate_magic_field
@@ -51,6 +50,8 @@ class User(AbstractUser):
 class OrganizationQuerySet(models.QuerySet):
     def for_user(self, user) -> "OrganizationQuerySet":
         """What this dashboard user may see: everything for a superuser, else their org's."""
+        if not (user.is_active and user.is_staff):
+            return self.none()
         if user.is_superuser:
             return self
         if getattr(user, "organization_id", None) is None:
@@ -127,7 +128,7 @@ class Tag(OrganizationOwned):
         max_length=50,
         validators=[
             RegexValidator(
-                r"^[\w.-]+$",
+                r"^[\w.-]+\Z",
                 "Use letters, digits, '_', '-' or '.' in a tag (for example billing).",
             )
         ],
@@ -383,7 +384,10 @@ class Action(OrganizationOwned):
         """
         errors: dict[str, list[ValidationError]] = {}
         siblings = Action.objects.filter(organization_id=self.organization_id).exclude(pk=self.pk)
-        if self.name and siblings.filter(name__iexact=self.name.strip()).exists():
+        # Fold case in the database, exactly as the actions_action_unique_name constraint.
+        self.name = self.name.strip()
+        same_name = siblings.alias(folded=Lower("name")).filter(folded=Lower(Value(self.name)))
+        if self.name and same_name.exists():
             errors["name"] = [
                 ValidationError(
                     "An action named “%(name)s” already exists; choose another name.",
@@ -406,8 +410,13 @@ class Action(OrganizationOwned):
 
     def unique_tool_name(self, base: str) -> str:
         """`base`, or `base_2`, `base_3`... whichever is free in this organization."""
+        # Suffixed candidates may shorten the base to fit 64 characters, so look up
+        # everything sharing the shortest prefix a candidate can have.
+        shortest = base[: validators.TOOL_NAME_MAX_LENGTH - 8]
         taken = set(
-            Action.objects.filter(organization_id=self.organization_id, tool_name__startswith=base)
+            Action.objects.filter(
+                organization_id=self.organization_id, tool_name__startswith=shortest
+            )
             .exclude(pk=self.pk)
             .values_list("tool_name", flat=True)
         )
@@ -475,16 +484,9 @@ class ValueRow(TimeStamped):
                 ]
             if self.value_schema not in (None, {}):
                 try:
-                    Draft202012Validator.check_schema(self.value_schema)
-                except SchemaError as error:
-                    errors["value_schema"] = [
-                        ValidationError(
-                            "Not a valid JSON Schema (Draft 2020-12): %(message)s. "
-                            'A plain {"type": "string"} is a good start.',
-                            code="value_schema_invalid",
-                            params={"message": error.message},
-                        )
-                    ]
+                    validators.validate_value_schema(self.value_schema)
+                except ValidationError as error:
+                    errors["value_schema"] = error.error_list
         if errors:
             raise ValidationError(errors)
 
@@ -494,7 +496,13 @@ class ActionHeader(ValueRow):
 
     class Meta(ValueRow.Meta):
         constraints = [
-            models.UniqueConstraint(Lower("key"), "action", name="actions_actionheader_unique_key"),
+            models.UniqueConstraint(
+                Lower("key"),
+                "action",
+                name="actions_actionheader_unique_key",
+                violation_error_message="This action already sets this header (names are "
+                "case-insensitive); keep one row for it.",
+            ),
         ]
 
     def clean(self) -> None:

@@ -5,6 +5,7 @@ these, so a rule and its message are written once. Every message says what is wr
 and how to fix it.
 """
 
+import ipaddress
 import re
 import unicodedata
 
@@ -15,12 +16,15 @@ from jsonschema.exceptions import SchemaError
 NAME_MIN_LENGTH = 5
 DESCRIPTION_MIN_LENGTH = 20
 TOOL_NAME_MAX_LENGTH = 64
-TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-PLACEHOLDER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Deeper JSON than this would exhaust Python's recursion limit in jsonschema; no real
+# request body nests anywhere near it.
+BODY_SCHEMA_MAX_DEPTH = 100
+TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
+PLACEHOLDER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 GLOBAL_REF_RE = re.compile(r"\{\{\s*global\.([^{}\s]*)\s*\}\}")
-GLOBAL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+GLOBAL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # RFC 7230 token
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Headers that would let a value rewrite the request itself (smuggling, virtual-host
 # confusion) or that the HTTP client must own.
 FORBIDDEN_HEADERS = frozenset(
@@ -38,11 +42,11 @@ FORBIDDEN_HEADERS = frozenset(
 )
 
 _HOST_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z"
 )
-_IPV6_RE = re.compile(r"^\[[0-9A-Fa-f:.]+\]$")
+_PORT_RE = re.compile(r"^[0-9]{1,5}\Z")
 # RFC 3986 path characters, plus the braces of our placeholders.
-_PATH_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%/{}]*$")
+_PATH_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:%/{}]*\Z")
 _PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
@@ -107,7 +111,7 @@ def parse_endpoint(url: str) -> list[str]:
     if any(ch.isspace() or unicodedata.category(ch)[0] == "C" for ch in url):
         raise ValidationError(
             "The endpoint contains a space or a control character; percent-encode it "
-            "(a space is %%20) or remove it.",
+            "(a space is %20) or remove it.",
             code="endpoint_whitespace",
         )
     lowered = url.lower()
@@ -149,14 +153,16 @@ def parse_endpoint(url: str) -> list[str]:
         host, port = bracketed.groups() if bracketed else ("", None)
     elif ":" in authority:
         host, port = authority.rsplit(":", 1)
-    if not host or not (_HOST_RE.match(host) or _IPV6_RE.match(host)):
+    if not host or not (_HOST_RE.match(host) or _is_ipv6_literal(host)):
         raise ValidationError(
             "“%(host)s” is not a valid host name. Use the API's host, such as "
             "api.example.com (internationalized names in their xn-- form).",
             code="endpoint_host",
             params={"host": host},
         )
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+    # ASCII digits only: str.isdigit() also accepts "²" or "٤", which int() rejects or
+    # reads as a port the URL does not spell.
+    if port is not None and not (_PORT_RE.match(port) and 1 <= int(port) <= 65535):
         raise ValidationError(
             "“%(port)s” is not a valid port: use a number from 1 to 65535, or leave it "
             "out for HTTPS's 443.",
@@ -166,7 +172,7 @@ def parse_endpoint(url: str) -> list[str]:
     if not _PATH_RE.match(path) or _PERCENT_RE.search(path):
         raise ValidationError(
             "The endpoint's path has characters that must be percent-encoded "
-            "(letters, digits and - . _ ~ / are safe; '%%' must start an escape such as %%20).",
+            "(letters, digits and - . _ ~ / are safe; '%' must start an escape such as %20).",
             code="endpoint_path",
         )
     placeholders = _PLACEHOLDER_RE.findall(path)
@@ -194,6 +200,39 @@ def parse_endpoint(url: str) -> list[str]:
     return placeholders
 
 
+def _is_ipv6_literal(host: str) -> bool:
+    """`[2001:db8::1]`, brackets included; no zone ID."""
+    if not (host.startswith("[") and host.endswith("]")):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return "%" not in host
+
+
+def json_depth(value: object) -> int:
+    """How deeply objects and arrays nest in a decoded JSON value, without recursing.
+
+    >>> json_depth({"a": [{"b": 1}]})
+    3
+    >>> json_depth("text")
+    0
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _walk_refs(node: object, pointer: str = "#"):
     if isinstance(node, dict):
         for key, value in node.items():
@@ -213,47 +252,121 @@ def validate_body_schema(schema: object) -> None:
             '"properties": {...}}). To send a list or a single value, wrap it in a property.',
             code="body_schema_root",
         )
+    validate_json_schema(
+        schema,
+        subject="The body schema",
+        code_prefix="body_schema",
+        hint="Fix that keyword, or infer the schema from a sample JSON.",
+    )
+
+
+def validate_value_schema(schema: object) -> None:
+    """The schema of one AI-filled header or parameter: self-contained, no $ref.
+
+    It is embedded in the action's tool schema, where a reference would point at the
+    wrong root; copy the referenced schema in instead.
+    """
+    validate_json_schema(
+        schema,
+        subject="The value schema",
+        code_prefix="value_schema",
+        hint='Fix that keyword; a plain {"type": "string"} is a good start.',
+    )
+    for pointer, ref in _walk_refs(schema):
+        raise ValidationError(
+            "The value schema refers to “%(ref)s” at %(pointer)s. Write the schema out in "
+            "full: a header or parameter schema cannot use $ref.",
+            code="value_schema_ref",
+            params={"ref": ref, "pointer": pointer},
+        )
+
+
+def validate_json_schema(schema: object, *, subject: str, code_prefix: str, hint: str) -> None:
+    """Valid Draft 2020-12, local references only, no OpenAPI-only keywords, bounded depth."""
+    params = {"subject": subject, "hint": hint}
+    if json_depth(schema) > BODY_SCHEMA_MAX_DEPTH:
+        raise ValidationError(
+            "%(subject)s nests more than %(max)d levels deep. Flatten it, or move "
+            "repeated parts into $defs and point at them with $ref.",
+            code=f"{code_prefix}_too_deep",
+            params={**params, "max": BODY_SCHEMA_MAX_DEPTH},
+        )
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as error:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise ValidationError(
-            "The body schema is not valid JSON Schema (Draft 2020-12) at %(where)s: "
-            "%(message)s. Fix that keyword, or infer the schema from a sample JSON.",
-            code="body_schema_invalid",
-            params={"where": where, "message": error.message},
+            "%(subject)s is not valid JSON Schema (Draft 2020-12) at %(where)s: "
+            "%(message)s. %(hint)s",
+            code=f"{code_prefix}_invalid",
+            params={**params, "where": where, "message": error.message},
         ) from None
     for pointer, ref in _walk_refs(schema):
         if not ref.startswith("#"):
             raise ValidationError(
-                "The body schema refers to “%(ref)s” at %(pointer)s. Only local references "
+                "%(subject)s refers to “%(ref)s” at %(pointer)s. Only local references "
                 "such as #/$defs/Address are allowed: copy the referenced schema into $defs.",
-                code="body_schema_external_ref",
-                params={"ref": ref, "pointer": pointer},
+                code=f"{code_prefix}_external_ref",
+                params={**params, "ref": ref, "pointer": pointer},
             )
-    if _contains_key(schema, "nullable"):
-        raise ValidationError(
-            "The body schema uses “nullable”, which is OpenAPI 3.0, not JSON Schema. Write "
-            '{"anyOf": [{"type": "string"}, {"type": "null"}]} instead.',
-            code="body_schema_nullable",
-        )
+    for pointer, subschema in _subschemas(schema):
+        if "nullable" in subschema:
+            raise ValidationError(
+                "%(subject)s uses “nullable” at %(pointer)s, which is OpenAPI 3.0, not "
+                'JSON Schema. Write {"anyOf": [{"type": "string"}, {"type": "null"}]} instead.',
+                code=f"{code_prefix}_nullable",
+                params={**params, "pointer": pointer},
+            )
 
 
-def _contains_key(node: object, key: str) -> bool:
-    if isinstance(node, dict):
-        properties = node.get("properties")
-        for k, v in node.items():
-            # A *property* called "nullable" is fine; the keyword is not.
-            if k == key and v is not properties:
-                return True
-            if k == "properties" and isinstance(v, dict):
-                if any(_contains_key(sub, key) for sub in v.values()):
-                    return True
-            elif _contains_key(v, key):
-                return True
-    elif isinstance(node, list):
-        return any(_contains_key(v, key) for v in node)
-    return False
+# Keywords whose value is one schema, a list of schemas, or a map of names to schemas.
+# Everything else (enum, const, default, examples, unknown keywords) holds data.
+_ONE_SCHEMA_KEYWORDS = frozenset(
+    {
+        "additionalItems",
+        "additionalProperties",
+        "contains",
+        "contentSchema",
+        "else",
+        "if",
+        "items",
+        "not",
+        "propertyNames",
+        "then",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    }
+)
+_SCHEMA_LIST_KEYWORDS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+_SCHEMA_MAP_KEYWORDS = frozenset(
+    {"$defs", "definitions", "dependentSchemas", "patternProperties", "properties"}
+)
+
+
+def _subschemas(schema: object, pointer: str = "#"):
+    """Yield (JSON pointer, schema) for a schema and every schema nested in it.
+
+    Names are not schemas: in {"properties": {"nullable": {"type": "boolean"}}} the
+    schemas are the root and #/properties/nullable, and "nullable" is only a name.
+    """
+    stack = [(pointer, schema)]
+    while stack:
+        pointer, node = stack.pop()
+        if not isinstance(node, dict):
+            continue  # a boolean schema, or a malformed one check_schema reports
+        yield pointer, node
+        for key, value in node.items():
+            at = f"{pointer}/{_escape_pointer(key)}"
+            if key in _ONE_SCHEMA_KEYWORDS:
+                stack.append((at, value))
+            elif key in _SCHEMA_LIST_KEYWORDS and isinstance(value, list):
+                stack.extend((f"{at}/{i}", sub) for i, sub in enumerate(value))
+            elif key in _SCHEMA_MAP_KEYWORDS and isinstance(value, dict):
+                stack.extend((f"{at}/{_escape_pointer(k)}", sub) for k, sub in value.items())
+
+
+def _escape_pointer(token: object) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
 
 
 def validate_header_name(value: str) -> None:
@@ -290,10 +403,11 @@ def validate_static_value(value: str) -> None:
                 code="invalid_global_reference",
                 params={"name": name},
             )
-    leftover = GLOBAL_REF_RE.sub("", value)
-    if "{{" in leftover or "}}" in leftover:
+    # An unmatched "{{" is almost always a mistyped reference, which would otherwise be
+    # sent literally; a lone "}}" (as in a JSON value) is harmless.
+    if "{{" in GLOBAL_REF_RE.sub("", value):
         raise ValidationError(
-            "The value has '{{' or '}}' that is not a global variable reference. "
+            "The value has a '{{' that is not a global variable reference. "
             "Write references as {{global.NAME}}.",
             code="invalid_global_reference",
         )
