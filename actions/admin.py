@@ -7,7 +7,9 @@ organization's object is a 404, exactly like one that does not exist.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404
 from django.utils.html import format_html, format_html_join
@@ -134,6 +136,16 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+def filter_or_reject(queryset, **lookup):
+    """Filter by a value from the URL; a malformed one (?tag=abc) is the admin's
+    "invalid lookup" redirect, not a server error. Django's own field filters do this,
+    a SimpleListFilter must do it itself."""
+    try:
+        return queryset.filter(**lookup)
+    except (ValueError, ValidationError) as error:
+        raise IncorrectLookupParameters(error) from error
+
+
 class ScopedRelatedFilter(admin.SimpleListFilter):
     """A sidebar filter over a related, organization-owned model (tags, segments...)."""
 
@@ -145,7 +157,7 @@ class ScopedRelatedFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(**{self.lookup: self.value()})
+            return filter_or_reject(queryset, **{self.lookup: self.value()})
         return queryset
 
 
@@ -192,7 +204,7 @@ class SourceFilter(admin.SimpleListFilter):
         if self.value() == self.HAND_AUTHORED:
             return queryset.hand_authored()
         if self.value():
-            return queryset.filter(source_id=self.value())
+            return filter_or_reject(queryset, source_id=self.value())
         return queryset
 
 
@@ -363,6 +375,9 @@ class ActionAdmin(OrganizationScopedAdmin):
 class SegmentAdmin(OrganizationScopedAdmin):
     list_display = ["name", "slug", "contact_count", "action_count"]
     search_fields = ["name", "slug"]
+    # Meta.ordering does not apply to the annotated (GROUP BY) queryset below; the
+    # autocomplete pages through it, so it needs an explicit order.
+    ordering = ["name"]
     prepopulated_fields = {"slug": ["name"]}
     fields = ["organization", "name", "slug", "description"]
 
@@ -405,6 +420,7 @@ class ContactAdmin(OrganizationScopedAdmin):
 class TagAdmin(OrganizationScopedAdmin):
     list_display = ["name", "action_count"]
     search_fields = ["name"]
+    ordering = ["name"]  # see SegmentAdmin.ordering
     fields = ["organization", "name"]
 
     def get_queryset(self, request):

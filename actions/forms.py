@@ -39,10 +39,23 @@ class OrganizationScopedForm(forms.ModelForm):
         if self.request_organization is not None and self.instance.organization_id is None:
             self.instance.organization = self.request_organization
 
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        # Django leaves fields that are not on the form out of model validation, and
+        # with them every constraint naming them. Keep the organization in, so a
+        # duplicate tag, segment slug or contact ID is a form error, not an
+        # IntegrityError on save.
+        if self.instance.organization_id is not None:
+            exclude.discard("organization")
+        return exclude
+
     def clean(self):
         cleaned = super().clean()
-        organization = cleaned.get("organization") or self.instance.organization
+        organization = cleaned.get("organization")
+        if organization is None and self.instance.organization_id is not None:
+            organization = self.instance.organization
         if organization is None:
+            # A superuser left the organization empty: its field already says so.
             return cleaned
         for name, field in self.fields.items():
             if not isinstance(field, forms.ModelMultipleChoiceField | forms.ModelChoiceField):
