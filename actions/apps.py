@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class ActionsConfig(AppConfig):
     name = "actions"
     verbose_name = "Actions"
+
+    def ready(self) -> None:
+        from actions import signals  # noqa: F401  (connects the receivers)

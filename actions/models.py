@@ -1,11 +1,14 @@
 """The domain: organizations, their people and audiences, and their actions."""
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Value
+from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Lower
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from actions import validators
 from actions.context import validate_magic_field
@@ -23,12 +26,25 @@ class TimeStamped(models.Model):
 class Organization(TimeStamped):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    tools_version = models.PositiveBigIntegerField(
+        default=1,
+        editable=False,
+        help_text="Bumped on every change that can alter a tool list; cached lists and "
+        "ETags are keyed on it.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def bump_tools_version(organization_id: int) -> None:
+        """Invalidate every cached tool list of this organization, atomically."""
+        Organization.objects.filter(pk=organization_id).update(
+            tools_version=models.F("tools_version") + 1
+        )
 
 
 class User(AbstractUser):
@@ -186,6 +202,25 @@ def channel_field(channel: str) -> str:
 class ActionQuerySet(OrganizationQuerySet):
     def enabled_on(self, channel: str) -> "ActionQuerySet":
         return self.filter(**{channel_field(channel): True})
+
+    def visible_to(self, segment_ids: Iterable[int]) -> "ActionQuerySet":
+        """Actions a contact in these segments may use: unrestricted ones, and those
+        restricted to ANY of the segments. An anonymous contact has no segments."""
+        restrictions = Action.segments.through.objects.filter(action_id=OuterRef("pk"))
+        visible = ~Exists(restrictions)
+        segment_ids = list(segment_ids)
+        if segment_ids:
+            visible |= Exists(restrictions.filter(segment_id__in=segment_ids))
+        return self.filter(visible)
+
+    def update(self, **kwargs) -> int:
+        # Bulk updates (the dashboard's bulk actions, the API) send no signals, so the
+        # organizations' tool lists are invalidated here.
+        organization_ids = set(self.values_list("organization_id", flat=True).distinct())
+        updated = super().update(**kwargs)
+        for organization_id in organization_ids:
+            Organization.bump_tools_version(organization_id)
+        return updated
 
     def hand_authored(self) -> "ActionQuerySet":
         return self.filter(source__isnull=True)
@@ -552,3 +587,77 @@ class ActionParameter(ValueRow):
             errors.update(error.error_dict)
         if errors:
             raise ValidationError(errors)
+
+
+class APIScope(models.TextChoices):
+    TOOLS = "tools", "tools: list and invoke tools (the agent runtime)"
+    ACTIONS_READ = "actions:read", "actions:read: read actions"
+    ACTIONS_WRITE = "actions:write", "actions:write: create, change and delete actions"
+    SPECS_IMPORT = "specs:import", "specs:import: import OpenAPI specs"
+    CONTACTS_WRITE = "contacts:write", "contacts:write: create and update contacts"
+
+
+class OrganizationAPIKeyManager(BaseAPIKeyManager.from_queryset(OrganizationQuerySet)):
+    """Keys read `ocx_<prefix>.<secret>`: the marker lets secret scanners spot a
+    leaked key; only the part after it is hashed and stored."""
+
+    MARKER = "ocx_"
+
+    def create_key(self, **kwargs) -> tuple["OrganizationAPIKey", str]:
+        obj, key = super().create_key(**kwargs)
+        return obj, self.MARKER + key
+
+    def get_from_key(self, key: str) -> "OrganizationAPIKey":
+        return super().get_from_key(key.removeprefix(self.MARKER))
+
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("organization")
+
+
+class OrganizationAPIKey(AbstractAPIKey):
+    """A key a machine (the agent runtime, a CI job) uses to act for one organization.
+
+    Only a hash is stored; the key itself is shown once, when it is created. The
+    organization comes from the key alone, never from the request.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    scopes = models.CharField(
+        max_length=200,
+        default=APIScope.TOOLS.value,
+        help_text="Space-separated: " + ", ".join(APIScope.values) + ".",
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = OrganizationAPIKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
+
+    def clean(self) -> None:
+        super().clean()
+        unknown = self.scope_set - set(APIScope.values)
+        if unknown:
+            raise ValidationError(
+                {
+                    "scopes": ValidationError(
+                        "Unknown scope %(unknown)s; use any of %(known)s.",
+                        code="unknown_scope",
+                        params={
+                            "unknown": ", ".join(sorted(unknown)),
+                            "known": ", ".join(APIScope.values),
+                        },
+                    )
+                }
+            )

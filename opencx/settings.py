@@ -65,7 +65,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "actions",
     "importer",
     "execution",
@@ -164,11 +167,40 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# Caches: Redis in production (shared by every worker: tool lists, rate limits);
+# in-process memory when unset.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://opencx")}
+
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Machines only: an organization API key. Dashboard sessions never authenticate
+    # an API call (and so need no CSRF exemption).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["actions.api.auth.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["actions.api.auth.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["actions.api.auth.APIKeyRateThrottle"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    # `?format=` belongs to the tool-list contract (openai, anthropic...), not to DRF.
+    "URL_FORMAT_OVERRIDE": None,
 }
+
+# Requests per minute per API key, by kind of endpoint.
+API_RATE_LIMITS = {
+    "default": env_int("API_RATE_LIMIT", default=600),
+    "tools": env_int("API_RATE_LIMIT_TOOLS", default=6000),
+    "staff": env_int("API_RATE_LIMIT_STAFF", default=600),
+    "import": env_int("API_RATE_LIMIT_IMPORT", default=30),
+}
+
+# Tool lists: how long a rendering stays in the shared cache, and how many bytes of
+# renderings each process keeps in memory.
+TOOL_LIST_CACHE_SECONDS = env_int("TOOL_LIST_CACHE_SECONDS", default=24 * 60 * 60)
+TOOL_LIST_LOCAL_CACHE_BYTES = env_int("TOOL_LIST_LOCAL_CACHE_BYTES", default=64 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,134 @@
+"""How machines authenticate: an organization API key, its scopes, its rate limit.
+
+`Authorization: Bearer <key>`. The organization comes from the key alone. A missing
+or invalid key is a 401, a key without the scope an endpoint needs is a 403, and
+another organization's object is a 404 (views look objects up in the key's
+organization only). Sessions are not accepted here: the dashboard's cookies never
+authenticate an API call.
+"""
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import BaseThrottle
+
+from actions.models import OrganizationAPIKey
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class KeyHolder:
+    """`request.user` for an API-key request: the organization acting through a key."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, key: OrganizationAPIKey) -> None:
+        self.key = key
+        self.organization = key.organization
+        self.organization_id = key.organization_id
+
+    def __str__(self) -> str:
+        return f"API key {self.key.prefix}"
+
+
+class APIKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: send `Authorization: Bearer <key>`."
+            )
+        try:
+            raw_key = header[1].decode("ascii")
+            key = OrganizationAPIKey.objects.get_from_key(raw_key)
+        except (UnicodeDecodeError, OrganizationAPIKey.DoesNotExist):
+            raise exceptions.AuthenticationFailed(
+                "Invalid or revoked API key. Create a key in the dashboard (API keys)."
+            ) from None
+        if key.has_expired:
+            raise exceptions.AuthenticationFailed("This API key has expired.")
+        self._record_use(key)
+        return KeyHolder(key), key
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (not 403) when the key is missing or wrong.
+        return f'{self.keyword} realm="api"'
+
+    @staticmethod
+    def _record_use(key: OrganizationAPIKey) -> None:
+        # At most one write a minute per key: a busy runtime must not write per request.
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            OrganizationAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now
+
+
+class HasScope(BasePermission):
+    """The key must carry the scope the view names for this method.
+
+    Views set `required_scopes`, a mapping of HTTP method to scope ("*" for any).
+    """
+
+    message = "This API key lacks the scope this endpoint needs."
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, OrganizationAPIKey):
+            return False
+        scopes = getattr(view, "required_scopes", {})
+        needed = scopes.get(request.method) or scopes.get("*")
+        if needed is None:
+            return False  # a method no scope grants
+        if needed not in key.scope_set:
+            self.message = (
+                f"This API key lacks the “{needed}” scope. Create a key with it in the "
+                "dashboard (API keys)."
+            )
+            return False
+        return True
+
+
+class APIKeyRateThrottle(BaseThrottle):
+    """A fixed-window request budget per API key and throttle scope, in the shared cache.
+
+    O(1) per request (one add and one incr), unlike DRF's history-list throttles,
+    whose cost grows with the allowed rate. Views set `throttle_scope`; the rates
+    come from settings.API_RATE_LIMITS (requests per minute).
+    """
+
+    window_seconds = 60
+
+    def allow_request(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, OrganizationAPIKey):
+            return True  # unauthenticated requests are refused before they cost anything
+        scope = getattr(view, "throttle_scope", "default")
+        self.limit = settings.API_RATE_LIMITS.get(scope, settings.API_RATE_LIMITS["default"])
+        now = time.time()
+        window = int(now // self.window_seconds)
+        self.wait_seconds = self.window_seconds - (now % self.window_seconds)
+        counter = f"throttle:{scope}:{key.prefix}:{window}"
+        cache.add(counter, 0, self.window_seconds + 5)
+        try:
+            count = cache.incr(counter)
+        except ValueError:  # expired between add and incr
+            cache.set(counter, 1, self.window_seconds + 5)
+            count = 1
+        return count <= self.limit
+
+    def wait(self) -> float:
+        return self.wait_seconds

@@ -1,0 +1,47 @@
+"""Invalidate cached tool lists whenever something they depend on changes.
+
+A tool list depends on an organization's actions (and their header and parameter
+rows, channels and segment restrictions) and on its contacts' segment membership.
+Each change bumps the organization's `tools_version`, which every cached list and
+ETag is keyed on. Bulk `QuerySet.update()` sends no signal: ActionQuerySet.update
+bumps for itself, and writers that use bulk_create bump explicitly.
+"""
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from actions.models import (
+    Action,
+    ActionHeader,
+    ActionParameter,
+    Contact,
+    Organization,
+    Segment,
+)
+
+
+@receiver([post_save, post_delete], sender=Action)
+@receiver(post_delete, sender=Segment)
+@receiver(post_delete, sender=Contact)
+def organization_object_changed(sender, instance, **kwargs) -> None:
+    Organization.bump_tools_version(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=ActionHeader)
+@receiver([post_save, post_delete], sender=ActionParameter)
+def action_row_changed(sender, instance, **kwargs) -> None:
+    organization_id = (
+        Action.objects.filter(pk=instance.action_id)
+        .values_list("organization_id", flat=True)
+        .first()
+    )
+    if organization_id is not None:  # None: the action itself is being deleted
+        Organization.bump_tools_version(organization_id)
+
+
+@receiver(m2m_changed, sender=Action.segments.through)
+@receiver(m2m_changed, sender=Contact.segments.through)
+def membership_changed(sender, instance, action, **kwargs) -> None:
+    # Both ends (action or contact, and segment) carry the organization.
+    if action in {"post_add", "post_remove", "post_clear"}:
+        Organization.bump_tools_version(instance.organization_id)

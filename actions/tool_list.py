@@ -1,0 +1,156 @@
+"""The tools a contact may use on a channel, rendered for a model provider, cached.
+
+The filter runs in the database, on the server, before anything is rendered:
+enabled on the channel, and unrestricted or restricted to ANY of the contact's
+segments (an unknown or anonymous contact sees unrestricted actions only).
+
+A rendering is cached per (organization, tools_version, channel, segment set,
+format). Every change that can alter a list bumps the organization's
+tools_version (see actions.signals), so a cached rendering is never stale: it is
+simply no longer asked for. Two tiers: a small in-process LRU (a warm request then
+costs one key lookup, whatever the number of actions) in front of the shared cache
+(Redis in production), so each rendering is built once per version across workers.
+"""
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+from actions.models import Action, Contact, Organization
+from actions.tool_formats import ToolDefinition, envelope, render
+
+
+@dataclass(frozen=True)
+class ToolListQuery:
+    organization_id: int
+    tools_version: int
+    channel: str
+    segment_ids: tuple[int, ...]
+    fmt: str
+
+    @property
+    def cache_key(self) -> str:
+        segments = ",".join(map(str, self.segment_ids))
+        digest = hashlib.sha256(segments.encode()).hexdigest()[:16]
+        return (
+            f"tools:{self.organization_id}:{self.tools_version}:{self.channel}:{self.fmt}:{digest}"
+        )
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.cache_key.encode()).hexdigest()[:32] + '"'
+
+
+def contact_segment_ids(organization: Organization, external_id: str | None) -> tuple[int, ...]:
+    """The segments of the organization's contact with this ID; none if unknown."""
+    if not external_id:
+        return ()
+    key = (
+        f"contact-segments:{organization.pk}:{organization.tools_version}:"
+        + hashlib.sha256(external_id.encode()).hexdigest()[:32]
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return tuple(cached)
+    segment_ids = tuple(
+        sorted(
+            Contact.segments.through.objects.filter(
+                contact__organization_id=organization.pk, contact__external_id=external_id
+            ).values_list("segment_id", flat=True)
+        )
+    )
+    cache.set(key, list(segment_ids), settings.TOOL_LIST_CACHE_SECONDS)
+    return segment_ids
+
+
+def tool_list_query(
+    organization: Organization, channel: str, contact: str | None, fmt: str
+) -> ToolListQuery:
+    return ToolListQuery(
+        organization_id=organization.pk,
+        tools_version=organization.tools_version,
+        channel=channel,
+        segment_ids=contact_segment_ids(organization, contact),
+        fmt=fmt,
+    )
+
+
+def visible_actions(query: ToolListQuery):
+    return (
+        Action.objects.filter(organization_id=query.organization_id)
+        .enabled_on(query.channel)
+        .visible_to(query.segment_ids)
+        .prefetch_related("headers", "parameters")
+        .order_by("-pinned", "name")
+    )
+
+
+def tool_definition(action: Action) -> ToolDefinition:
+    return ToolDefinition(
+        name=action.tool_name,
+        title=action.name,
+        description=action.description,
+        schema=action.tool_schema().schema,
+        method=action.method,
+        requires_form=action.requires_form,
+    )
+
+
+def build_tool_list(query: ToolListQuery) -> bytes:
+    entries = [render(tool_definition(a), query.fmt) for a in visible_actions(query)]
+    return json.dumps(envelope(query.fmt, entries), separators=(",", ":")).encode()
+
+
+class _LocalRenderings:
+    """A byte-bounded, thread-safe LRU of rendered lists, private to this process."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: str, body: bytes) -> None:
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = body
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self._size -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+
+local_renderings = _LocalRenderings(settings.TOOL_LIST_LOCAL_CACHE_BYTES)
+
+
+def tool_list_body(query: ToolListQuery) -> bytes:
+    """The rendered list: from this process, else the shared cache, else built."""
+    key = query.cache_key
+    body = local_renderings.get(key)
+    if body is None:
+        body = cache.get(key)
+        if body is None:
+            body = build_tool_list(query)
+            cache.set(key, body, settings.TOOL_LIST_CACHE_SECONDS)
+        local_renderings.put(key, body)
+    return body
