@@ -9,11 +9,29 @@ from django.core.exceptions import ValidationError
 from actions import validators
 from actions.context import ATTRIBUTE_PREFIX, MAGIC_FIELDS
 from actions.inference import infer_body_schema
-from actions.models import Action, ActionParameter, Channel, ValueKind
+from actions.models import Action, Channel, ValueKind
 
 
 class PrettyJSONField(forms.JSONField):
-    """A JSON field an admin can read and edit: indented, keys in their order."""
+    """A JSON field an admin can read and edit: indented, keys in their order, and
+    strict (no NaN or Infinity, no nesting deep enough to crash the parser)."""
+
+    def to_python(self, value):
+        if self.disabled or value in self.empty_values:
+            return super().to_python(value)
+        if isinstance(value, list | dict | int | float | forms.fields.JSONString):
+            return value
+        return validators.parse_json(value, subject="This value")
+
+    def bound_data(self, data, initial):
+        if self.disabled:
+            return initial
+        if data is None:
+            return None
+        try:
+            return validators.parse_json(data, subject="This value")
+        except ValidationError:
+            return forms.fields.InvalidJSONInput(data)
 
     def prepare_value(self, value):
         if isinstance(value, forms.fields.InvalidJSONInput):
@@ -215,46 +233,51 @@ class ValueRowForm(forms.ModelForm):
                 cleaned["value"] = ATTRIBUTE_PREFIX + value
             else:
                 cleaned["value"] = picked
-        elif kind == ValueKind.STATIC and not value:
+        elif kind == ValueKind.STATIC and validators.effective_kind(kind, value) == ValueKind.AI:
             # An empty static value is the dashboard's way of saying "the AI fills it".
             cleaned["kind"] = ValueKind.AI
             cleaned["value"] = ""
-        if cleaned.get("kind") != ValueKind.AI:
-            cleaned["description"] = cleaned.get("description", "")
         return cleaned
 
 
-class HeaderRowsFormSet(forms.BaseInlineFormSet):
-    def clean(self):
-        super().clean()
-        seen: set[str] = set()
-        for form in self.forms:
-            if not form.cleaned_data or form.cleaned_data.get("DELETE"):
-                continue
-            key = (form.cleaned_data.get("key") or "").lower()
-            if key in seen:
-                form.add_error("key", "This header is already set in another row.")
-            seen.add(key)
+class RowsFormSet(forms.BaseInlineFormSet):
+    """Header or parameter rows, with the cross-row rules that validators hold for the
+    dashboard and the API alike."""
+
+    def kept_forms(self) -> list[forms.Form]:
+        return [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+
+    def validate_unique(self):
+        # validators.header_row_errors / parameter_row_errors check the rows' uniqueness
+        # and say so on the row that repeats another; Django's generic check ("Please
+        # correct the duplicate values below.") would stop clean() before them.
+        pass
+
+    def add_row_errors(self, kept: list[forms.Form], errors: dict[int, list]) -> None:
+        for index, row_errors in errors.items():
+            for error in row_errors:
+                kept[index].add_error("key", error)
 
 
-class ParameterRowsFormSet(forms.BaseInlineFormSet):
+class HeaderRowsFormSet(RowsFormSet):
     def clean(self):
         super().clean()
+        kept = self.kept_forms()
+        keys = [form.cleaned_data.get("key") or "" for form in kept]
+        self.add_row_errors(kept, validators.header_row_errors(keys))
+
+
+class ParameterRowsFormSet(RowsFormSet):
+    def clean(self):
+        super().clean()
+        kept = self.kept_forms()
+        rows = [
+            (form.cleaned_data.get("location"), form.cleaned_data.get("key") or "") for form in kept
+        ]
         placeholders = self.instance.path_placeholders()
-        seen: set[tuple[str, str]] = set()
-        for form in self.forms:
-            if not form.cleaned_data or form.cleaned_data.get("DELETE"):
-                continue
-            key = form.cleaned_data.get("key") or ""
-            location = form.cleaned_data.get("location")
-            if (location, key) in seen:
-                form.add_error("key", "This parameter is already set in another row.")
-            seen.add((location, key))
-            if location == ActionParameter.Location.PATH:
-                try:
-                    validators.validate_path_rows(placeholders, [key])
-                except ValidationError as error:
-                    form.add_error("key", error)
+        self.add_row_errors(kept, validators.parameter_row_errors(rows, placeholders))
 
 
 class ChannelActionForm(AdminActionForm):

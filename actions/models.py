@@ -1,13 +1,15 @@
 """The domain: organizations, their people and audiences, and their actions."""
 
+import secrets
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Value
+from django.db.models import Exists, OuterRef, ProtectedError, Value
 from django.db.models.functions import Lower
+from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 from actions import validators
@@ -23,13 +25,19 @@ class TimeStamped(models.Model):
         abstract = True
 
 
+def new_tools_version() -> int:
+    """A fresh random stamp, not a counter: a counter restarts when a database is
+    recreated while the shared cache still holds renderings keyed on its old values."""
+    return secrets.randbits(62)
+
+
 class Organization(TimeStamped):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     tools_version = models.PositiveBigIntegerField(
-        default=1,
+        default=new_tools_version,
         editable=False,
-        help_text="Bumped on every change that can alter a tool list; cached lists and "
+        help_text="Renewed on every change that can alter a tool list; cached lists and "
         "ETags are keyed on it.",
     )
 
@@ -41,10 +49,8 @@ class Organization(TimeStamped):
 
     @staticmethod
     def bump_tools_version(organization_id: int) -> None:
-        """Invalidate every cached tool list of this organization, atomically."""
-        Organization.objects.filter(pk=organization_id).update(
-            tools_version=models.F("tools_version") + 1
-        )
+        """Invalidate every cached tool list of this organization."""
+        Organization.objects.filter(pk=organization_id).update(tools_version=new_tools_version())
 
 
 class User(AbstractUser):
@@ -64,6 +70,10 @@ class User(AbstractUser):
 
 
 class OrganizationQuerySet(models.QuerySet):
+    def for_organization(self, organization) -> "OrganizationQuerySet":
+        """The one scoping seam: the dashboard and the API both narrow through it."""
+        return self.filter(organization_id=getattr(organization, "pk", organization))
+
     def for_user(self, user) -> "OrganizationQuerySet":
         """What this dashboard user may see: everything for a superuser, else their org's."""
         if not (user.is_active and user.is_staff):
@@ -72,7 +82,7 @@ class OrganizationQuerySet(models.QuerySet):
             return self
         if getattr(user, "organization_id", None) is None:
             return self.none()
-        return self.filter(organization_id=user.organization_id)
+        return self.for_organization(user.organization_id)
 
 
 class OrganizationOwned(TimeStamped):
@@ -84,12 +94,25 @@ class OrganizationOwned(TimeStamped):
         abstract = True
 
 
+class SegmentQuerySet(OrganizationQuerySet):
+    def delete(self):
+        refuse_to_open_restricted_actions(self)
+        return super().delete()
+
+
 class Segment(OrganizationOwned):
-    """An audience of contacts; actions restricted to segments reach only their members."""
+    """An audience of contacts; actions restricted to segments reach only their members.
+
+    A segment that still restricts actions cannot be deleted on its own: dropping it
+    would drop the restrictions that name it, and an action with no restriction left
+    is open to every contact. Deleting the whole organization takes both together.
+    """
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, help_text="Used by the API to name this segment.")
     description = models.TextField(blank=True)
+
+    objects = SegmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -103,6 +126,24 @@ class Segment(OrganizationOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, *args, **kwargs):
+        refuse_to_open_restricted_actions([self])
+        return super().delete(*args, **kwargs)
+
+
+def refuse_to_open_restricted_actions(segments) -> None:
+    """Raise ProtectedError, before anything is deleted, if these segments restrict actions."""
+    restricted = list(
+        Action.objects.filter(segments__in=[s.pk for s in segments]).distinct().order_by("name")
+    )
+    if restricted:
+        names = ", ".join(f"“{a.name}”" for a in restricted[:5])
+        raise ProtectedError(
+            f"Restricted actions use this segment ({names}). Remove the segment from their "
+            "audience first: without it they would open to every contact.",
+            set(restricted),
+        )
 
 
 class Contact(OrganizationOwned):
@@ -137,6 +178,10 @@ class Contact(OrganizationOwned):
             raise ValidationError(
                 {"attributes": 'Attributes must be a JSON object, such as {"plan": "pro"}.'}
             )
+        try:
+            validators.validate_storable_json(self.attributes)
+        except ValidationError as error:
+            raise ValidationError({"attributes": error.error_list}) from None
 
 
 class Tag(OrganizationOwned):
@@ -217,6 +262,7 @@ class ActionQuerySet(OrganizationQuerySet):
         # Bulk updates (the dashboard's bulk actions, the API) send no signals, so the
         # organizations' tool lists are invalidated here.
         organization_ids = set(self.values_list("organization_id", flat=True).distinct())
+        kwargs.setdefault("updated_at", timezone.now())
         updated = super().update(**kwargs)
         for organization_id in organization_ids:
             Organization.bump_tools_version(organization_id)
@@ -393,8 +439,23 @@ class Action(OrganizationOwned):
             else:
                 try:
                     validators.validate_body_schema(self.body_schema)
+                    validators.validate_storable_json(self.body_schema)
+                    if self.body_format == self.BodyFormat.MULTIPART:
+                        validators.validate_multipart_body(self.body_schema)
                 except ValidationError as error:
                     errors.setdefault("body_schema", []).extend(error.error_list)
+        if (
+            self.body_format == self.BodyFormat.MULTIPART
+            and self.method not in self.METHODS_WITH_BODY
+        ):
+            errors.setdefault("body_format", []).append(
+                ValidationError(
+                    "%(method)s requests carry no body, so they have no body format. "
+                    "Choose JSON, or change the method to POST, PUT or PATCH.",
+                    code="body_format_without_body",
+                    params={"method": self.method},
+                )
+            )
         if self.body_schema == {}:
             self.body_schema = None
         if self.organization_id is not None:
@@ -520,6 +581,7 @@ class ValueRow(TimeStamped):
             if self.value_schema not in (None, {}):
                 try:
                     validators.validate_value_schema(self.value_schema)
+                    validators.validate_storable_json(self.value_schema)
                 except ValidationError as error:
                     errors["value_schema"] = error.error_list
         if errors:
@@ -571,6 +633,11 @@ class ActionParameter(ValueRow):
 
     def clean(self) -> None:
         errors = {}
+        if self.location == self.Location.QUERY:
+            try:
+                validators.validate_query_key(self.key)
+            except ValidationError as error:
+                errors["key"] = error.error_list
         if self.location == self.Location.PATH and not validators.PLACEHOLDER_NAME_RE.match(
             self.key
         ):

@@ -6,8 +6,11 @@ and how to fix it.
 """
 
 import ipaddress
+import json
+import math
 import re
 import unicodedata
+from urllib.parse import unquote
 
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
@@ -211,6 +214,82 @@ def _is_ipv6_literal(host: str) -> bool:
     return "%" not in host
 
 
+def _resolves(document: object, ref: str) -> bool:
+    """Whether a local JSON pointer (`#/$defs/Address`) names something in the document."""
+    node = document
+    for token in ref.removeprefix("#").split("/")[1:]:
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False
+    return True
+
+
+def parse_json(text: str, *, subject: str) -> object:
+    """Strict JSON as people paste it: no NaN or Infinity (PostgreSQL's json refuses
+    them) and no nesting deep enough to exhaust Python's stack."""
+
+    def refuse_constant(name: str):
+        raise ValidationError(
+            "%(subject)s contains %(name)s, which is not JSON; use a number or null.",
+            code="json_not_finite",
+            params={"subject": subject, "name": name},
+        )
+
+    try:
+        value = json.loads(text, parse_constant=refuse_constant)
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            "%(subject)s is not valid JSON (line %(line)d, column %(column)d: %(message)s).",
+            code="json_invalid",
+            params={
+                "subject": subject,
+                "line": error.lineno,
+                "column": error.colno,
+                "message": error.msg,
+            },
+        ) from None
+    except RecursionError:
+        raise ValidationError(
+            "%(subject)s nests too deeply to read.",
+            code="json_too_deep",
+            params={"subject": subject},
+        ) from None
+    return value
+
+
+# PostgreSQL's json/jsonb cannot store U+0000, nor an unpaired UTF-16 surrogate.
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def validate_storable_json(value: object) -> None:
+    """Refuse what a JSON column cannot hold: NaN and infinities (not JSON numbers), and
+    text with U+0000 or unpaired surrogates in any string or key. Walked without
+    recursion, so any depth is safe to check."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValidationError(
+                "NaN and Infinity are not JSON numbers; use a number or null.",
+                code="json_not_finite",
+            )
+        if isinstance(node, str) and _UNSTORABLE_TEXT.search(node):
+            raise ValidationError(
+                "The JSON contains a NUL (\\u0000) or an unpaired surrogate character, "
+                "which cannot be stored; remove it.",
+                code="json_unstorable_text",
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def json_depth(value: object) -> int:
     """How deeply objects and arrays nest in a decoded JSON value, without recursing.
 
@@ -309,6 +388,13 @@ def validate_json_schema(schema: object, *, subject: str, code_prefix: str, hint
                 code=f"{code_prefix}_external_ref",
                 params={**params, "ref": ref, "pointer": pointer},
             )
+        if not _resolves(schema, ref):
+            raise ValidationError(
+                "%(subject)s refers to “%(ref)s” at %(pointer)s, which does not exist. "
+                "Define it under $defs, or fix the reference.",
+                code=f"{code_prefix}_dangling_ref",
+                params={**params, "ref": ref, "pointer": pointer},
+            )
     for pointer, subschema in _subschemas(schema):
         if "nullable" in subschema:
             raise ValidationError(
@@ -387,6 +473,50 @@ def validate_header_name(value: str) -> None:
         )
 
 
+_QUERY_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-~\[\]$:]{1,200}\Z")
+
+
+def validate_query_key(value: str) -> None:
+    """A query parameter name: no spaces, and none of the characters that would
+    split or end the query string (& = # ?)."""
+    if not _QUERY_KEY_RE.match(value):
+        raise ValidationError(
+            "“%(value)s” is not a usable query parameter name: use letters, digits and "
+            "_ . - ~ [ ] $ : (for example page_size or filter[status]).",
+            code="invalid_query_key",
+            params={"value": value},
+        )
+
+
+MULTIPART_SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})
+
+
+def validate_multipart_body(schema: dict) -> None:
+    """A multipart form carries flat fields: scalars (files are base64 strings), or
+    lists of scalars sent as repeated fields; never nested objects."""
+    for name, sub in (schema.get("properties") or {}).items():
+        if not isinstance(sub, dict):
+            continue
+        kinds = sub.get("type")
+        kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+        if kinds == {"array"}:
+            items = sub.get("items") if isinstance(sub.get("items"), dict) else {}
+            item_kinds = items.get("type")
+            item_kinds = set(item_kinds) if isinstance(item_kinds, list) else {item_kinds}
+            if item_kinds - MULTIPART_SCALAR_TYPES - {"null"}:
+                kinds = {"nested"}
+            else:
+                continue
+        if kinds - MULTIPART_SCALAR_TYPES - {"null"}:
+            raise ValidationError(
+                "The multipart field “%(name)s” is not a flat value. A multipart form "
+                "sends strings, numbers, booleans, files or lists of them; send nested "
+                "objects as JSON instead (body format: JSON).",
+                code="multipart_nested_field",
+                params={"name": name},
+            )
+
+
 def validate_static_value(value: str) -> None:
     """Static text may hold {{global.NAME}} references and nothing unprintable."""
     if any(ch in value for ch in "\r\n\x00"):
@@ -431,3 +561,62 @@ def validate_path_rows(placeholders: list[str], path_keys: list[str]) -> None:
                 code="path_parameter_not_in_endpoint",
                 params={"key": key},
             )
+
+
+def effective_kind(kind: str, value: str) -> str:
+    """The kind a header or parameter row is stored as: an empty static value means
+    the AI fills it (DESIGN.md), in the dashboard and the API alike.
+
+    >>> effective_kind("static", "  ")
+    'ai'
+    >>> effective_kind("static", "v2")
+    'static'
+    """
+    return "ai" if kind == "static" and not value.strip() else kind
+
+
+def header_row_errors(keys: list[str]) -> dict[int, list[ValidationError]]:
+    """Errors of an action's header rows, by position: a header an earlier row already
+    sets (names are case-insensitive, so "x-id" repeats "X-Id").
+
+    >>> sorted(header_row_errors(["X-Id", "Accept", "x-id"]))
+    [2]
+    """
+    errors: dict[int, list[ValidationError]] = {}
+    seen: set[str] = set()
+    for index, key in enumerate(keys):
+        if key.lower() in seen:
+            errors[index] = [
+                ValidationError(
+                    "This header is already set in another row.", code="duplicate_header"
+                )
+            ]
+        seen.add(key.lower())
+    return errors
+
+
+def parameter_row_errors(
+    rows: list[tuple[str, str]], placeholders: list[str]
+) -> dict[int, list[ValidationError]]:
+    """Errors of an action's (location, key) parameter rows, by position: a row that
+    repeats an earlier one, and a path row with no {placeholder} in the endpoint.
+
+    >>> sorted(parameter_row_errors([("query", "q"), ("query", "q"), ("path", "id")], []))
+    [1, 2]
+    """
+    errors: dict[int, list[ValidationError]] = {}
+    seen: set[tuple[str, str]] = set()
+    for index, (location, key) in enumerate(rows):
+        if (location, key) in seen:
+            errors.setdefault(index, []).append(
+                ValidationError(
+                    "This parameter is already set in another row.", code="duplicate_parameter"
+                )
+            )
+        seen.add((location, key))
+        if location == "path":
+            try:
+                validate_path_rows(placeholders, [key])
+            except ValidationError as error:
+                errors.setdefault(index, []).extend(error.error_list)
+    return errors

@@ -396,7 +396,7 @@ def test_the_dashboard_index_offers_a_support_admin_only_their_own_models(
     app_list = client.get(reverse("admin:index")).context["app_list"]
 
     assert [(app["name"], [m["object_name"] for m in app["models"]]) for app in app_list] == [
-        ("Actions", ["Action", "Contact", "Segment", "Tag"])
+        ("Actions", ["OrganizationAPIKey", "Action", "Contact", "Segment", "Tag"])
     ]
 
 
@@ -470,18 +470,35 @@ def test_a_superuser_cannot_give_an_action_another_organizations_segment(client,
     assert not Action.objects.filter(name="Refund an order").exists()
 
 
-def test_a_superuser_cannot_move_an_action_away_from_its_tags(client, a, b, superuser):
+def test_a_superuser_cannot_move_an_existing_action_to_another_organization(
+    client, a, b, superuser
+):
+    """Moving it would leave its tags, segments and rows pointing across organizations."""
+    page = client.get(url("change", "action", a.action.pk))
+    assert "organization" not in page.context["adminform"].form.fields
+
     response = client.post(
         url("change", "action", a.action.pk),
         action_post(a, name=a.action.name, organization=str(b.organization.pk), segments=[]),
     )
 
-    assert response.status_code == 200
-    assert response.context["adminform"].form.errors["tags"] == [
-        "“alpha-billing” belongs to another organization; pick one of Bravo's own."
-    ]
+    assert response.status_code == 302
     a.action.refresh_from_db()
     assert a.action.organization == a.organization
+
+
+def test_a_superuser_moving_a_segment_is_ignored_too(client, a, b, superuser):
+    client.post(
+        url("change", "segment", a.segment.pk),
+        {
+            "organization": str(b.organization.pk),
+            "name": a.segment.name,
+            "slug": a.segment.slug,
+            "description": "",
+        },
+    )
+    a.segment.refresh_from_db()
+    assert a.segment.organization == a.organization
 
 
 def test_a_superuser_cannot_give_a_contact_another_organizations_segment(client, a, b, superuser):

@@ -645,3 +645,56 @@ def test_deleting_an_organization_deletes_its_actions_and_rows():
     assert not Action.objects.exists()
     assert not ActionHeader.objects.exists()
     assert not Segment.objects.exists()
+
+
+# --- body format, query keys, finite JSON -----------------------------------------------------
+
+
+def test_a_multipart_body_with_a_nested_object_is_refused():
+    action = new_action(
+        make_organization(),
+        method="POST",
+        body_format=Action.BodyFormat.MULTIPART,
+        body_schema={"type": "object", "properties": {"address": {"type": "object"}}},
+    )
+    errors = field_errors(action)
+    assert codes(errors["body_schema"]) == ["multipart_nested_field"]
+
+
+def test_a_get_cannot_have_a_multipart_body_format():
+    action = new_action(
+        make_organization(),
+        method="GET",
+        body_schema=None,
+        body_format=Action.BodyFormat.MULTIPART,
+    )
+    errors = field_errors(action)
+    assert codes(errors["body_format"]) == ["body_format_without_body"]
+
+
+def test_a_query_parameter_with_a_space_in_its_name_is_refused():
+    action = make_action()
+    row = ActionParameter(action=action, location="query", key="a b", kind=ValueKind.AI)
+    assert codes(field_errors(row)["key"]) == ["invalid_query_key"]
+
+
+def test_contact_attributes_with_an_infinite_number_are_refused():
+    contact = Contact(
+        organization=make_organization(), external_id="cus_1", attributes={"score": float("nan")}
+    )
+    assert codes(field_errors(contact)["attributes"]) == ["json_not_finite"]
+
+
+def test_a_bulk_update_of_actions_moves_their_updated_at():
+    action = make_action()
+    before = action.updated_at
+    Action.objects.filter(pk=action.pk).update(pinned=True)
+    action.refresh_from_db()
+    assert action.updated_at > before
+
+
+def test_for_organization_is_the_scoping_seam_for_ids_and_objects():
+    org, other = make_organization(), make_organization()
+    mine, theirs = make_action(org), make_action(other)
+    assert list(Action.objects.for_organization(org)) == [mine]
+    assert list(Action.objects.for_organization(other.pk)) == [theirs]

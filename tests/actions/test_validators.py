@@ -719,3 +719,81 @@ def test_path_row_without_its_placeholder_is_refused(placeholders, key):
     assert code == "path_parameter_not_in_endpoint"
     assert f"“{key}” has no {{{key}}} in the endpoint" in message
     assert "make it a query parameter" in message
+
+
+# --- strict JSON, references, query keys, multipart (one set of rules for all writers) ----
+
+
+@pytest.mark.parametrize("text", ['{"score": NaN}', '{"a": Infinity}', '{"a": -Infinity}'])
+def test_pasted_json_with_nan_or_infinity_is_refused(text):
+    from actions.validators import parse_json
+
+    code, message = refusal(lambda t: parse_json(t, subject="The sample"), text)
+    assert code == "json_not_finite"
+    assert "use a number or null" in message
+
+
+def test_pasted_json_nested_past_the_parsers_limit_is_refused_not_a_crash():
+    from actions.validators import parse_json
+
+    code, _ = refusal(lambda t: parse_json(t, subject="The sample"), "[" * 5000 + "]" * 5000)
+    assert code == "json_too_deep"
+
+
+def test_a_decoded_value_with_an_infinite_number_is_refused():
+    from actions.validators import validate_storable_json
+
+    validate_storable_json({"a": [1, 2.5, {"b": None}]})
+    code, _ = refusal(validate_storable_json, {"a": [{"b": float("inf")}]})
+    assert code == "json_not_finite"
+
+
+def test_a_local_reference_that_points_nowhere_is_refused():
+    schema = {
+        "type": "object",
+        "properties": {"address": {"$ref": "#/definitions/Address"}},
+    }
+    code, message = refusal(validate_body_schema, schema)
+    assert code == "body_schema_dangling_ref"
+    assert "#/definitions/Address" in message
+    schema["$defs"] = {"Address": {"type": "object"}}
+    schema["properties"]["address"]["$ref"] = "#/$defs/Address"
+    validate_body_schema(schema)
+
+
+@pytest.mark.parametrize("key", ["page_size", "filter[status]", "$top", "page.size", "a-b~c:d"])
+def test_usual_query_parameter_names_are_accepted(key):
+    from actions.validators import validate_query_key
+
+    validate_query_key(key)
+
+
+@pytest.mark.parametrize("key", ["a b", "a&b", "a=b", "a#b", "a?b", "", "x" * 201, "é"])
+def test_query_parameter_names_that_would_break_the_query_string_are_refused(key):
+    from actions.validators import validate_query_key
+
+    code, message = refusal(validate_query_key, key)
+    assert code == "invalid_query_key"
+    assert "filter[status]" in message
+
+
+def test_a_multipart_body_takes_flat_fields_and_lists_of_them():
+    from actions.validators import validate_multipart_body
+
+    validate_multipart_body(
+        {
+            "type": "object",
+            "properties": {
+                "note": {"type": "string"},
+                "file": {"type": "string", "contentEncoding": "base64"},
+                "count": {"type": "integer"},
+                "labels": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    )
+    code, message = refusal(
+        validate_multipart_body,
+        {"type": "object", "properties": {"address": {"type": "object"}}},
+    )
+    assert code == "multipart_nested_field"
+    assert "body format: JSON" in message

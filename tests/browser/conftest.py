@@ -1,6 +1,11 @@
+import os
 import shutil
 
 import pytest
+
+# Playwright's sync API runs an event loop in the test thread, which Django then takes
+# for async code; the ORM calls these tests make from that thread are synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from tests.conftest import require_service
 
