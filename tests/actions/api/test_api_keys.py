@@ -1,0 +1,189 @@
+"""Organization API keys on the wire: Bearer only, hashed at rest, 401 vs 403."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from actions.models import OrganizationAPIKey
+from actions.tool_list import local_renderings
+from tests.factories import make_action, make_organization, make_user
+
+pytestmark = pytest.mark.django_db
+
+TOOLS = "/api/v1/tools?channel=widget"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    cache.clear()
+    local_renderings.clear()
+
+
+@pytest.fixture
+def org():
+    organization = make_organization()
+    make_action(organization, name="Look up an order")
+    return organization
+
+
+def make_key(organization, scopes: str = "tools contacts:write", **fields):
+    return OrganizationAPIKey.objects.create_key(
+        organization=organization, name="ci", scopes=scopes, **fields
+    )
+
+
+def get_tools(client, authorization: str | None):
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    return client.get(TOOLS, **headers)
+
+
+def test_a_valid_key_lists_its_organizations_tools(client, org):
+    _, raw = make_key(org)
+
+    response = get_tools(client, f"Bearer {raw}")
+
+    assert response.status_code == 200, response.content
+    assert [tool["function"]["name"] for tool in response.json()["tools"]] == ["look_up_an_order"]
+
+
+def test_a_missing_key_is_401_with_a_bearer_challenge(client, org):
+    response = get_tools(client, None)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer two parts", "Bearer \u00e9t\u00e9"])
+def test_a_malformed_authorization_header_is_401(client, org, header):
+    response = get_tools(client, header)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_another_authorization_scheme_is_401(client, org):
+    _, raw = make_key(org)
+
+    response = get_tools(client, f"Token {raw}")
+
+    assert response.status_code == 401
+
+
+def test_a_wrong_key_is_401(client, org):
+    _, raw = make_key(org)
+    prefix, _, secret = raw.partition(".")
+    tampered = f"{prefix}.{'x' * len(secret)}"
+
+    for key in [tampered, "ocx_nothere.secret", "garbage"]:
+        response = get_tools(client, f"Bearer {key}")
+        assert response.status_code == 401, key
+
+
+def test_a_revoked_key_is_401_on_the_next_request(client, org):
+    key, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    key.revoked = True
+    key.save()
+
+    response = get_tools(client, f"Bearer {raw}")
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+def test_an_expired_key_is_401(client, org):
+    _, raw = make_key(org, expiry_date=timezone.now() - timedelta(seconds=1))
+
+    response = get_tools(client, f"Bearer {raw}")
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "This API key has expired."
+
+
+def test_a_key_that_expires_later_works(client, org):
+    _, raw = make_key(org, expiry_date=timezone.now() + timedelta(days=1))
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+
+def test_a_key_without_the_scope_is_403_and_names_the_scope(client, org):
+    _, raw = make_key(org, scopes="actions:read contacts:write")
+
+    response = get_tools(client, f"Bearer {raw}")
+
+    assert response.status_code == 403
+    assert "“tools”" in response.json()["detail"]
+
+
+def test_a_dashboard_session_does_not_authenticate_the_api(client, org):
+    client.force_login(make_user(organization=org))
+
+    assert get_tools(client, None).status_code == 401
+
+
+def _last_used(key: OrganizationAPIKey):
+    return OrganizationAPIKey.objects.values_list("last_used_at", flat=True).get(pk=key.pk)
+
+
+def _key_updates(queries) -> list[str]:
+    return [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith("UPDATE") and "actions_organizationapikey" in q["sql"]
+    ]
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(client, org):
+    key, raw = make_key(org)
+    assert _last_used(key) is None
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+    first = _last_used(key)
+    assert first is not None
+
+    with CaptureQueriesContext(connection) as queries:
+        assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert _key_updates(queries) == []
+    assert _last_used(key) == first
+
+    # 59 seconds later: still no write.
+    almost = timezone.now() - timedelta(seconds=59)
+    OrganizationAPIKey.objects.filter(pk=key.pk).update(last_used_at=almost)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert _last_used(key) == almost
+
+    # More than a minute later: recorded again.
+    stale = timezone.now() - timedelta(seconds=61)
+    OrganizationAPIKey.objects.filter(pk=key.pk).update(last_used_at=stale)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert _last_used(key) > stale + timedelta(seconds=60)
+
+
+def test_an_expired_key_is_not_marked_used(client, org):
+    key, raw = make_key(org, expiry_date=timezone.now() - timedelta(seconds=1))
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 401
+
+    assert _last_used(key) is None
+
+
+def test_the_key_is_stored_hashed(client, org):
+    _, raw = make_key(org)
+    assert raw.startswith("ocx_")
+    prefix, _, secret = raw.removeprefix("ocx_").partition(".")
+    assert len(secret) >= 32
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM actions_organizationapikey WHERE prefix = %s", [prefix])
+        columns = [column[0] for column in cursor.description]
+        (row,) = cursor.fetchall()
+
+    stored = dict(zip(columns, row, strict=True))
+    assert stored["hashed_key"].startswith("sha512$$")
+    for column, value in stored.items():
+        assert secret not in str(value), column
+        assert raw not in str(value), column
