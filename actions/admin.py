@@ -7,20 +7,23 @@ organization's object is a 404, exactly like one that does not exist.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Count
 from django.http import Http404
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import ngettext
 
+from actions.filters import HAND_AUTHORED, ActionFilterSet
 from actions.forms import (
     ActionForm,
     ChannelActionForm,
     HeaderRowsFormSet,
     OrganizationScopedForm,
     ParameterRowsFormSet,
+    PrettyJSONField,
     ValueRowForm,
 )
 from actions.lint import action_warnings
@@ -51,6 +54,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     """Admin for a model owned by an organization (it has an `organization` FK)."""
 
     form = OrganizationScopedForm
+    formfield_overrides = {models.JSONField: {"form_class": PrettyJSONField}}
 
     def get_queryset(self, request):
         return super().get_queryset(request).for_user(request.user)
@@ -99,6 +103,14 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             for name, opts in fieldsets
         ]
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and request.user.is_superuser:
+            # Moving an object between organizations would leave the other objects
+            # that point at it (restrictions, memberships) crossing organizations.
+            fields.append("organization")
+        return fields
+
     def get_list_display(self, request):
         columns = list(super().get_list_display(request))
         if request.user.is_superuser:
@@ -136,43 +148,66 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-def filter_or_reject(queryset, **lookup):
-    """Filter by a value from the URL; a malformed one (?tag=abc) is the admin's
-    "invalid lookup" redirect, not a server error. Django's own field filters do this,
-    a SimpleListFilter must do it itself."""
-    try:
-        return queryset.filter(**lookup)
-    except (ValueError, ValidationError) as error:
-        raise IncorrectLookupParameters(error) from error
-
-
 class ScopedRelatedFilter(admin.SimpleListFilter):
-    """A sidebar filter over a related, organization-owned model (tags, segments...)."""
+    """A sidebar filter over a related, organization-owned model (tags, segments...).
+
+    The URL names the object by id, like Django's own relation filters. The object is
+    taken from the choices the sidebar loaded, which are the user's organization's: a
+    malformed id (?tag=abc) is the admin's "invalid lookup" redirect, and an id of
+    another organization matches nothing.
+    """
 
     model = None
-    lookup = ""
 
     def lookups(self, request, model_admin):
-        return [(str(obj.pk), str(obj)) for obj in self.model.objects.for_user(request.user)]
+        self.objects = {str(obj.pk): obj for obj in self.model.objects.for_user(request.user)}
+        return [(pk, self.label(obj)) for pk, obj in self.objects.items()]
+
+    def label(self, obj) -> str:
+        return str(obj)
 
     def queryset(self, request, queryset):
-        if self.value():
-            return filter_or_reject(queryset, **{self.lookup: self.value()})
-        return queryset
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            int(value)
+        except ValueError as error:
+            raise IncorrectLookupParameters(error) from error
+        chosen = self.objects.get(value)
+        if chosen is None:
+            return queryset.none()
+        return self.filter_by(queryset, chosen)
+
+    def filter_by(self, queryset, chosen):
+        raise NotImplementedError
 
 
 class TagFilter(ScopedRelatedFilter):
     title = "tag"
     parameter_name = "tag"
     model = Tag
-    lookup = "tags__id"
+
+    def filter_by(self, queryset, chosen):
+        return ActionFilterSet.filter_tags_any(queryset, "tags", [chosen])
 
 
 class SegmentFilter(ScopedRelatedFilter):
+    """Contacts in a segment."""
+
     title = "segment"
     parameter_name = "segment"
     model = Segment
-    lookup = "segments__id"
+
+    def filter_by(self, queryset, chosen):
+        return queryset.filter(segments=chosen)
+
+
+class ActionSegmentFilter(SegmentFilter):
+    """Actions restricted to a segment."""
+
+    def filter_by(self, queryset, chosen):
+        return ActionFilterSet.filter_segment(queryset, "segment", chosen)
 
 
 class ChannelFilter(admin.SimpleListFilter):
@@ -184,28 +219,28 @@ class ChannelFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() in Channel.values:
-            return queryset.enabled_on(self.value())
+            return ActionFilterSet.filter_channel(queryset, "channel", self.value())
         return queryset
 
 
-class SourceFilter(admin.SimpleListFilter):
+class SourceFilter(ScopedRelatedFilter):
     title = "source"
     parameter_name = "source"
-    HAND_AUTHORED = "hand"
+    model = SpecSource
 
     def lookups(self, request, model_admin):
-        sources = SpecSource.objects.for_user(request.user)
-        return [
-            (self.HAND_AUTHORED, "Hand-authored"),
-            *((str(source.pk), f"OpenAPI: {source}") for source in sources),
-        ]
+        return [(HAND_AUTHORED, "Hand-authored"), *super().lookups(request, model_admin)]
+
+    def label(self, obj) -> str:
+        return f"OpenAPI: {obj}"
 
     def queryset(self, request, queryset):
-        if self.value() == self.HAND_AUTHORED:
-            return queryset.hand_authored()
-        if self.value():
-            return filter_or_reject(queryset, source_id=self.value())
-        return queryset
+        if self.value() == HAND_AUTHORED:
+            return ActionFilterSet.filter_source(queryset, "source", HAND_AUTHORED)
+        return super().queryset(request, queryset)
+
+    def filter_by(self, queryset, chosen):
+        return ActionFilterSet.filter_source(queryset, "source", chosen)
 
 
 class ValueRowInline(admin.TabularInline):
@@ -249,10 +284,19 @@ class ActionAdmin(OrganizationScopedAdmin):
         "source_label",
     ]
     list_display_links = ["display_name"]
-    list_filter = [TagFilter, ChannelFilter, SourceFilter, "method", "pinned", SegmentFilter]
+    # Tags, channels, sources and segments filter through ActionFilterSet, as the API
+    # does; method and pinned are Django's own single-column filters.
+    list_filter = [
+        TagFilter,
+        ChannelFilter,
+        SourceFilter,
+        "method",
+        "pinned",
+        ActionSegmentFilter,
+    ]
     search_fields = ["name", "description", "endpoint"]
     ordering = ["-pinned", "name"]
-    list_select_related = ["source"]
+    list_select_related = ["source", "organization"]
     list_per_page = 50
     autocomplete_fields = ["segments", "tags"]
     readonly_fields = ["source", "operation_key"]
@@ -326,8 +370,19 @@ class ActionAdmin(OrganizationScopedAdmin):
         for warning in action_warnings(obj.name, obj.tool_name, obj.description):
             messages.warning(request, warning)
 
+    def _log_bulk_change(self, request, queryset, message: str) -> None:
+        """Bulk updates skip save(); record them in each action's history all the same."""
+        LogEntry.objects.log_actions(
+            user_id=request.user.pk,
+            queryset=queryset,
+            action_flag=CHANGE,
+            change_message=message,
+            single_object=False,
+        )
+
     @admin.action(description="Pin selected actions")
     def pin_selected(self, request, queryset):
+        self._log_bulk_change(request, queryset, "Pinned (bulk action).")
         updated = queryset.update(pinned=True)
         self.message_user(
             request, ngettext("Pinned %d action.", "Pinned %d actions.", updated) % updated
@@ -335,6 +390,7 @@ class ActionAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Unpin selected actions")
     def unpin_selected(self, request, queryset):
+        self._log_bulk_change(request, queryset, "Unpinned (bulk action).")
         updated = queryset.update(pinned=False)
         self.message_user(
             request, ngettext("Unpinned %d action.", "Unpinned %d actions.", updated) % updated
@@ -357,9 +413,10 @@ class ActionAdmin(OrganizationScopedAdmin):
                 messages.ERROR,
             )
             return
-        updated = queryset.update(**{channel_field(channel): enabled})
         label = Channel(channel).label
         verb = "Enabled" if enabled else "Disabled"
+        self._log_bulk_change(request, queryset, f"{verb} {label} (bulk action).")
+        updated = queryset.update(**{channel_field(channel): enabled})
         self.message_user(
             request,
             ngettext(
@@ -390,6 +447,16 @@ class SegmentAdmin(OrganizationScopedAdmin):
                 action_total=Count("actions", distinct=True),
             )
         )
+
+    def get_deleted_objects(self, objs, request):
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # The actions a segment restricts protect it (see actions.signals).
+        for segment in objs:
+            protected.extend(
+                format_html("Action: {} (restricted to {})", action, segment)
+                for action in segment.actions.all()
+            )
+        return to_delete, model_count, perms_needed, protected
 
     @admin.display(description="contacts", ordering="contact_total")
     def contact_count(self, obj):
@@ -458,3 +525,6 @@ class UserAdmin(BaseUserAdmin):
             },
         ),
     ]
+
+
+from actions import key_admin  # noqa: E402,F401  (registers the API key admin)
