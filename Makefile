@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := opencx.settings
 
-.PHONY: install run worker test lint format migrations-check clean
+.PHONY: install run worker test lint format migrations-check bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ format: install
 
 migrations-check: install
 	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+## Benchmarks (need PostgreSQL, Redis and wrk on this machine); they print figures.
+bench-tools: install
+	$(BIN)/python bench/tool_list.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

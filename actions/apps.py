@@ -7,3 +7,4 @@ class ActionsConfig(AppConfig):
 
     def ready(self) -> None:
         from actions import signals  # noqa: F401  (connects the receivers)
+        from actions.api import schema  # noqa: F401  (registers the API-key auth scheme)

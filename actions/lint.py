@@ -305,7 +305,17 @@ def name_warnings(name: str, tool_name: str) -> list[str]:
     return []
 
 
+# The shortest limit a model provider puts on a tool description (OpenAI's).
+DESCRIPTION_SOFT_MAX = 1024
+
+
 def description_warnings(description: str) -> list[str]:
+    warnings = []
+    if len(description) > DESCRIPTION_SOFT_MAX:
+        warnings.append(
+            f"The description is {len(description)} characters; OpenAI models see only "
+            f"the first {DESCRIPTION_SOFT_MAX}, so put what matters most first."
+        )
     words = [w.lower() for w in _WORD_RE.findall(description)]
     # Many support words are both ("order", "refund", "return"): a determiner decides.
     after_determiner = [i > 0 and words[i - 1] in DETERMINERS for i in range(len(words))]
@@ -314,13 +324,13 @@ def description_warnings(description: str) -> list[str]:
         w not in STOP_WORDS and len(w) > 2 and (w not in VERBS or det)
         for w, det in zip(words, after_determiner, strict=True)
     )
-    if has_verb and has_noun:
-        return []
-    return [
-        "The description should say what the action does with what, with a verb and an "
-        "object, for example “Cancels the customer's subscription at the end of the "
-        "billing period. Use when the customer asks to cancel.”"
-    ]
+    if not (has_verb and has_noun):
+        warnings.append(
+            "The description should say what the action does with what, with a verb and an "
+            "object, for example “Cancels the customer's subscription at the end of the "
+            "billing period. Use when the customer asks to cancel.”"
+        )
+    return warnings
 
 
 def action_warnings(name: str, tool_name: str, description: str) -> list[str]:

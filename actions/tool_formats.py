@@ -33,6 +33,8 @@ ANNOTATIONS = frozenset(
 # arguments are validated against the full schema anyway, so the AI learns of a
 # violation from the call's error and can retry.
 RELAXABLE = frozenset({"minLength", "maxLength", "minProperties", "maxProperties", "uniqueItems"})
+# OpenAI refuses a request whose function description is longer ("string_above_max_length").
+OPENAI_DESCRIPTION_MAX = 1024
 OPENAI_STRICT_MAX_DEPTH = 10
 OPENAI_STRICT_MAX_PROPERTIES = 5000
 OPENAI_STRICT_MAX_ENUM = 1000
@@ -67,7 +69,7 @@ def render_openai(tool: ToolDefinition) -> dict[str, Any]:
         "type": "function",
         "function": {
             "name": tool.name,
-            "description": tool.description,
+            "description": clip(tool.description, OPENAI_DESCRIPTION_MAX),
             "parameters": strict if strict is not None else tool.schema,
             "strict": strict is not None,
         },
@@ -109,6 +111,20 @@ RENDERERS = {
     "gemini": render_gemini,
     "mcp": render_mcp,
 }
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, or its first words that fit in `limit` characters with an ellipsis.
+
+    >>> clip("Looks up an order by its number.", 20)
+    'Looks up an order…'
+    """
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.") + "…"
 
 
 def gemini_name(name: str) -> str:

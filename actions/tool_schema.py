@@ -10,6 +10,7 @@ Pure functions over plain data, so the dashboard, the importer and the tool-list
 share them.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,16 @@ class Argument:
 class ToolSchema:
     schema: dict[str, Any]
     arguments: dict[str, Argument] = field(default_factory=dict)
+
+
+def argument_name(key: str) -> str:
+    """A header or query key as an argument name every provider accepts.
+
+    >>> argument_name("X-Customer-Id"), argument_name("filter[status]"), argument_name("9to5")
+    ('X_Customer_Id', 'filter_status', '_9to5')
+    """
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", key).strip("_") or "value"
+    return name if not name[0].isdigit() else f"_{name}"
 
 
 def build_tool_schema(body_schema: dict[str, Any] | None, rows: list[InputRow]) -> ToolSchema:
@@ -76,12 +87,13 @@ def build_tool_schema(body_schema: dict[str, Any] | None, rows: list[InputRow]) 
 
     ordered = sorted(rows, key=lambda row: LOCATIONS.index(row.location))
     for row in ordered:
-        name = row.key
+        base = argument_name(row.key)
+        name = base
         if name in properties:
-            name = f"{row.key}__{row.location}"
+            name = f"{base}__{row.location}"
         suffix = 2
         while name in properties:  # even the renamed form is taken (a body "id__path")
-            name = f"{row.key}__{row.location}{suffix}"
+            name = f"{base}__{row.location}{suffix}"
             suffix += 1
         schema = dict(row.value_schema or DEFAULT_VALUE_SCHEMA)
         if row.description and "description" not in schema:

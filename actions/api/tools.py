@@ -1,6 +1,8 @@
 """GET /api/v1/tools: what the agent runtime may offer its model, right now."""
 
 from django.http import HttpResponse, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
@@ -37,10 +39,37 @@ class ToolListParams(serializers.Serializer):
         return value
 
 
+TOOL_LIST_RESPONSE = {
+    "type": "object",
+    "description": "The provider's request shape: openai, anthropic and mcp "
+    '`{"tools": [...]}`; gemini `{"tools": [{"functionDeclarations": [...]}]}`.',
+    "properties": {"tools": {"type": "array", "items": {"type": "object"}}},
+    "required": ["tools"],
+}
+
+
 class ToolListView(APIView):
     required_scopes = {"GET": "tools"}
     throttle_scope = "tools"
 
+    @extend_schema(
+        operation_id="list_tools",
+        summary="The tools a contact may use on a channel",
+        description="Actions enabled on `channel` and visible to `contact` (unrestricted, "
+        "or restricted to any of the contact's segments; an unknown or missing contact "
+        "sees unrestricted actions only), rendered for the model provider named by "
+        "`format`. Static and magic values never appear. Send the `ETag` back in "
+        "`If-None-Match` to get a 304 while the list is unchanged.",
+        parameters=[ToolListParams],
+        responses={
+            200: OpenApiResponse(TOOL_LIST_RESPONSE, description="The tool list."),
+            304: OpenApiResponse(description="Unchanged since the ETag sent."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="Unknown channel or format (the message lists the valid ones).",
+            ),
+        },
+    )
     def get(self, request):
         params = ToolListParams(data=request.query_params)
         if not params.is_valid():
