@@ -438,9 +438,13 @@ class Action(OrganizationOwned):
                 )
             else:
                 try:
-                    validators.validate_body_schema(self.body_schema)
+                    # An imported action's body is what its spec defines: any root
+                    # (carried whole as `body`), and nested multipart parts (sent as
+                    # JSON). Hand-authored bodies keep the simpler, stricter shape.
+                    imported = self.source_id is not None
+                    validators.validate_body_schema(self.body_schema, object_root=not imported)
                     validators.validate_storable_json(self.body_schema)
-                    if self.body_format == self.BodyFormat.MULTIPART:
+                    if self.body_format == self.BodyFormat.MULTIPART and not imported:
                         validators.validate_multipart_body(self.body_schema)
                 except ValidationError as error:
                     errors.setdefault("body_schema", []).extend(error.error_list)

@@ -323,9 +323,15 @@ def _walk_refs(node: object, pointer: str = "#"):
             yield from _walk_refs(value, f"{pointer}/{index}")
 
 
-def validate_body_schema(schema: object) -> None:
-    """A body schema is valid Draft 2020-12 with an object at its root."""
-    if not isinstance(schema, dict) or schema.get("type") != "object":
+def validate_body_schema(schema: object, *, object_root: bool = True) -> None:
+    """A body schema is valid Draft 2020-12 with an object at its root.
+
+    `object_root=False` is for bodies an OpenAPI spec defines (a list, a oneOf...):
+    the tool schema then carries the whole body under one `body` argument.
+    """
+    if not isinstance(schema, dict):
+        raise ValidationError("The body schema must be a JSON object.", code="body_schema_root")
+    if object_root and schema.get("type") != "object":
         raise ValidationError(
             'The body schema\'s root must be an object schema ({"type": "object", '
             '"properties": {...}}). To send a list or a single value, wrap it in a property.',
