@@ -329,9 +329,11 @@ def validate_body_schema(schema: object, *, object_root: bool = True) -> None:
     `object_root=False` is for bodies an OpenAPI spec defines (a list, a oneOf...):
     the tool schema then carries the whole body under one `body` argument.
     """
-    if not isinstance(schema, dict):
-        raise ValidationError("The body schema must be a JSON object.", code="body_schema_root")
-    if object_root and schema.get("type") != "object":
+    if not isinstance(schema, dict) and not object_root:
+        raise ValidationError(
+            "The body schema must be a JSON Schema object ({...}).", code="body_schema_root"
+        )
+    if object_root and (not isinstance(schema, dict) or schema.get("type") != "object"):
         raise ValidationError(
             'The body schema\'s root must be an object schema ({"type": "object", '
             '"properties": {...}}). To send a list or a single value, wrap it in a property.',
