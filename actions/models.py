@@ -285,6 +285,7 @@ class Action(OrganizationOwned):
     class BodyFormat(models.TextChoices):
         JSON = "json", "JSON"
         MULTIPART = "multipart", "Multipart form data"
+        FORM = "form", "URL-encoded form"
 
     METHODS_WITH_BODY = frozenset({Method.POST, Method.PUT, Method.PATCH})
 
@@ -444,14 +445,11 @@ class Action(OrganizationOwned):
                     imported = self.source_id is not None
                     validators.validate_body_schema(self.body_schema, object_root=not imported)
                     validators.validate_storable_json(self.body_schema)
-                    if self.body_format == self.BodyFormat.MULTIPART and not imported:
+                    if self.body_format != self.BodyFormat.JSON and not imported:
                         validators.validate_multipart_body(self.body_schema)
                 except ValidationError as error:
                     errors.setdefault("body_schema", []).extend(error.error_list)
-        if (
-            self.body_format == self.BodyFormat.MULTIPART
-            and self.method not in self.METHODS_WITH_BODY
-        ):
+        if self.body_format != self.BodyFormat.JSON and self.method not in self.METHODS_WITH_BODY:
             errors.setdefault("body_format", []).append(
                 ValidationError(
                     "%(method)s requests carry no body, so they have no body format. "

@@ -84,7 +84,7 @@ class OperationDraft:
     method: str
     endpoint: str  # absolute https:// URL; path placeholders are identifiers
     body_schema: dict[str, Any] | None = None
-    body_format: str = "json"  # json | multipart
+    body_format: str = "json"  # json | multipart | form (application/x-www-form-urlencoded)
     headers: list[RowDraft] = field(default_factory=list)
     parameters: list[RowDraft] = field(default_factory=list)  # query and path rows
     tags: list[str] = field(default_factory=list)
@@ -138,8 +138,8 @@ def draft_errors(draft: OperationDraft) -> list[str]:
             errors.append(f"body: {draft.method} requests carry no body")
         check("body", validators.validate_body_schema, draft.body_schema, object_root=False)
         check("body", validators.validate_storable_json, draft.body_schema)
-    if draft.body_format not in ("json", "multipart"):
-        errors.append(f"body format: {draft.body_format} is not json or multipart")
+    if draft.body_format not in ("json", "multipart", "form"):
+        errors.append(f"body format: {draft.body_format} is not json, multipart or form")
 
     for row in draft.headers:
         check(f"header {row.key}", validators.validate_header_name, row.key)
