@@ -346,6 +346,13 @@ class Action(OrganizationOwned):
     operation_key = models.CharField(
         max_length=600, blank=True, help_text="The operation this action was generated from."
     )
+    source_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="A hash of what the spec defines for this action; an unchanged "
+        "re-import compares it and writes nothing.",
+    )
 
     objects = ActionQuerySet.as_manager()
 

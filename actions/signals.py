@@ -7,6 +7,9 @@ ETag is keyed on. Bulk `QuerySet.update()` sends no signal: ActionQuerySet.updat
 bumps for itself, and writers that use bulk_create bump explicitly.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
@@ -19,24 +22,48 @@ from actions.models import (
     Segment,
 )
 
+_muted: ContextVar[bool] = ContextVar("tools_version_muted", default=False)
+
+
+@contextmanager
+def one_version_bump(organization_id: int):
+    """Bump the organization's stamp once, after a block of bulk writes to it.
+
+    Inside the block the receivers below stay silent (no query per row touched), so
+    an import replacing thousands of actions renews the stamp once, not per row.
+    """
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+    Organization.bump_tools_version(organization_id)
+
+
+def bump(organization_id: int) -> None:
+    if not _muted.get():
+        Organization.bump_tools_version(organization_id)
+
 
 @receiver([post_save, post_delete], sender=Action)
 @receiver(post_delete, sender=Segment)
 @receiver(post_delete, sender=Contact)
 def organization_object_changed(sender, instance, **kwargs) -> None:
-    Organization.bump_tools_version(instance.organization_id)
+    bump(instance.organization_id)
 
 
 @receiver([post_save, post_delete], sender=ActionHeader)
 @receiver([post_save, post_delete], sender=ActionParameter)
 def action_row_changed(sender, instance, **kwargs) -> None:
+    if _muted.get():
+        return
     organization_id = (
         Action.objects.filter(pk=instance.action_id)
         .values_list("organization_id", flat=True)
         .first()
     )
     if organization_id is not None:  # None: the action itself is being deleted
-        Organization.bump_tools_version(organization_id)
+        bump(organization_id)
 
 
 @receiver(m2m_changed, sender=Action.segments.through)
@@ -44,4 +71,4 @@ def action_row_changed(sender, instance, **kwargs) -> None:
 def membership_changed(sender, instance, action, **kwargs) -> None:
     # Both ends (action or contact, and segment) carry the organization.
     if action in {"post_add", "post_remove", "post_clear"}:
-        Organization.bump_tools_version(instance.organization_id)
+        bump(instance.organization_id)

@@ -169,6 +169,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers an unacknowledged task after this; it must exceed the longest
+# import (importer.tasks.IMPORT_TIME_LIMIT), or a slow import would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 
 # Caches: Redis in production (shared by every worker: tool lists, rate limits);
 # in-process memory when unset.
