@@ -44,6 +44,7 @@ ENV = {
     "DATABASE_URL": DATABASE_URL,
     "CACHE_URL": CACHE_URL,
     "SECRET_KEY": "bench-" + "x" * 50,
+    "SECRET_ENCRYPTION_KEYS": "G7Z692euxmDO3tFYdF_0ce5dCaLS2bt3A7dGl86sbsU=",
     "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "LOG_LEVEL": "WARNING",
 }

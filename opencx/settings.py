@@ -7,6 +7,8 @@ ALLOWED_HOSTS; `.env.example` lists every variable. Bad values fail at start-up,
 never later at request time.
 """
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -53,6 +55,21 @@ if not SECRET_KEY:
             "or set DEBUG=1 for a local development run."
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
+
+# Keys that encrypt the organizations' secrets (global variables), newest first:
+# Fernet keys, independent of SECRET_KEY. `manage.py rotate_secrets` re-encrypts
+# every secret under the first; then an older key can be removed.
+SECRET_ENCRYPTION_KEYS = env.list("SECRET_ENCRYPTION_KEYS", default=[])
+if not SECRET_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_ENCRYPTION_KEYS is not set. Generate a key with: python -c 'from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+        )
+    # Development only: a key derived from SECRET_KEY.
+    SECRET_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
+    ]
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -13,6 +13,7 @@ from tests.factories import make_organization, make_user
 ROOT = Path(__file__).resolve().parent.parent
 
 PRODUCTION = {
+    "SECRET_ENCRYPTION_KEYS": "G7Z692euxmDO3tFYdF_0ce5dCaLS2bt3A7dGl86sbsU=",
     "SECRET_KEY": "k" * 20 + "Zq8!x" * 10,
     "ALLOWED_HOSTS": "actions.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://actions.example.com",

@@ -14,7 +14,14 @@ PROBE = (
     "'eager': settings.CELERY_TASK_ALWAYS_EAGER, 'broker': settings.CELERY_BROKER_URL, "
     "'debug': settings.DEBUG, 'secure_cookies': settings.SESSION_COOKIE_SECURE}))"
 )
-SERVICE_VARIABLES = {"DATABASE_URL", "CELERY_BROKER_URL", "DEBUG", "SECRET_KEY", "CI"}
+SERVICE_VARIABLES = {
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "CI",
+    "SECRET_ENCRYPTION_KEYS",
+}
 
 
 def load_settings(**variables: str) -> subprocess.CompletedProcess:
@@ -45,6 +52,7 @@ def test_nothing_set_in_debug_gives_sqlite_and_in_process_tasks():
 def test_service_urls_switch_to_postgresql_and_redis():
     result = load_settings(
         SECRET_KEY="s" * 50,
+        SECRET_ENCRYPTION_KEYS="G7Z692euxmDO3tFYdF_0ce5dCaLS2bt3A7dGl86sbsU=",
         DATABASE_URL="postgres://opencx:pw@db.internal:5432/opencx",
         CELERY_BROKER_URL="redis://redis.internal:6379/0",
     )
@@ -69,3 +77,9 @@ def test_a_boolean_that_is_neither_on_nor_off_refuses_to_start():
     result = load_settings(DEBUG="maybe")
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_production_without_secret_encryption_keys_refuses_to_start():
+    result = load_settings(SECRET_KEY="s" * 50)
+    assert result.returncode != 0
+    assert "SECRET_ENCRYPTION_KEYS is not set" in result.stderr

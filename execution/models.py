@@ -1,0 +1,113 @@
+"""What execution keeps: the organizations' secrets (global variables)."""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from actions.models import OrganizationOwned
+from actions.validators import GLOBAL_NAME_RE
+from execution import secrets
+
+# A host, or `*.` and a domain for its subdomains, or `*` for every host.
+_HOST_PATTERN_RE = re.compile(
+    r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)\Z"
+)
+
+
+class GlobalVariable(OrganizationOwned):
+    """A named secret of an organization (an API key for a vendor, say).
+
+    It is sent as a header named after it, and may be used in header and parameter
+    values as {{global.NAME}}, on calls to the hosts it is bound to and no other: one
+    vendor's key never reaches another vendor. The value is encrypted at rest and
+    write-only: nothing shows it after it is saved, and only `reveal()` decrypts it.
+    """
+
+    name = models.CharField(
+        max_length=100,
+        help_text="Letters, digits and '_', e.g. STRIPE_KEY. Sent as a header of this name, "
+        "and usable in values as {{global.STRIPE_KEY}}.",
+    )
+    value_encrypted = models.TextField(editable=False)
+    key_fingerprint = models.CharField(
+        max_length=12, editable=False, help_text="Which encryption key sealed the value."
+    )
+    hosts = models.TextField(
+        help_text="The hosts this secret may be sent to, one per line: api.stripe.com, "
+        "*.example.com for its subdomains, or * for any host (not recommended).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="execution_globalvariable_unique_name",
+                violation_error_message="A global variable with this name already exists.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def host_patterns(self) -> list[str]:
+        return [line.strip().lower() for line in self.hosts.splitlines() if line.strip()]
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.value_encrypted)
+
+    @property
+    def allows_any_host(self) -> bool:
+        return "*" in self.host_patterns
+
+    def set_value(self, plaintext: str) -> None:
+        self.value_encrypted = secrets.encrypt(plaintext)
+        self.key_fingerprint = secrets.current_key_fingerprint()
+
+    def reveal(self) -> str:
+        """The plaintext; raises secrets.SecretUnavailable if no key opens it."""
+        return secrets.decrypt(self.value_encrypted)
+
+    def may_be_sent_to(self, host: str) -> bool:
+        """Whether this secret may go to `host` (the action's endpoint host).
+
+        >>> v = GlobalVariable(hosts="api.stripe.com\\n*.example.com")
+        >>> [v.may_be_sent_to(h) for h in ["api.stripe.com", "a.example.com", "example.com",
+        ...                                "evil-stripe.com"]]
+        [True, True, False, False]
+        """
+        host = host.lower().rstrip(".")
+        for pattern in self.host_patterns:
+            if pattern == "*" or pattern == host:
+                return True
+            if pattern.startswith("*.") and host.endswith(pattern[1:]):
+                return True
+        return False
+
+    def clean(self) -> None:
+        errors = {}
+        if not GLOBAL_NAME_RE.match(self.name or ""):
+            errors["name"] = ValidationError(
+                "Use letters, digits and '_', not starting with a digit (e.g. STRIPE_KEY): "
+                "the name is also a header name and a {{global.NAME}} reference.",
+                code="invalid_global_name",
+            )
+        if not self.host_patterns:
+            errors["hosts"] = ValidationError(
+                "Bind the secret to at least one host it may be sent to, e.g. api.stripe.com.",
+                code="no_hosts",
+            )
+        for pattern in self.host_patterns:
+            if not _HOST_PATTERN_RE.match(pattern):
+                errors["hosts"] = ValidationError(
+                    "“%(pattern)s” is not a host pattern. Write a host (api.stripe.com), "
+                    "*.domain for its subdomains, or *; no scheme, port or path.",
+                    code="invalid_host_pattern",
+                    params={"pattern": pattern},
+                )
+                break
+        if errors:
+            raise ValidationError(errors)
