@@ -40,6 +40,14 @@ class SpecImport(models.Model):
     base_url = models.CharField(max_length=2048, blank=True)
     dry_run = models.BooleanField(default=False)
     skip_invalid = models.BooleanField(default=False)
+    preview = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="confirmations",
+        help_text="The dry run this import confirmed, when it came from the dashboard.",
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
