@@ -9,6 +9,7 @@ never later at request time.
 
 import base64
 import hashlib
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -42,6 +43,33 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+
+
+def env_ports(name: str, default: list[int]) -> list[int]:
+    """A comma-separated list of TCP ports."""
+    ports = []
+    for raw in env.list(name, default=[str(p) for p in default]):
+        try:
+            port = int(raw.strip())
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {raw!r} is not a port number.") from None
+        if not 1 <= port <= 65535:
+            raise ImproperlyConfigured(f"{name}: {port} is not a port number (1-65535).")
+        ports.append(port)
+    return ports
+
+
+def env_networks(name: str) -> list[str]:
+    """Strict CIDR networks: 127.0.0.1/8 (host bits set) is refused, so a typo cannot widen one."""
+    networks = []
+    for raw in env.list(name, default=[]):
+        if not raw.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(raw.strip())))
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{name}: {raw!r} is not an IP network ({error}).") from None
+    return networks
 
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -245,6 +273,44 @@ API_RATE_LIMITS = {
 # renderings each process keeps in memory.
 TOOL_LIST_CACHE_SECONDS = env_int("TOOL_LIST_CACHE_SECONDS", default=24 * 60 * 60)
 TOOL_LIST_LOCAL_CACHE_BYTES = env_int("TOOL_LIST_LOCAL_CACHE_BYTES", default=64 * 1024 * 1024)
+
+# The largest OpenAPI document an import accepts, in bytes (dashboard, API and command).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+
+# Outbound calls to customers' APIs (execution/http.py, the only module that talks HTTP).
+# A wall-clock deadline for the whole call (DNS, connect, TLS, headers and body), and
+# the most response bytes read (after decompression); the rest is cut, `truncated`.
+EXECUTION_TIMEOUT_SECONDS = env_int("EXECUTION_TIMEOUT_SECONDS", default=60)
+EXECUTION_MAX_RESPONSE_BYTES = env_int("EXECUTION_MAX_RESPONSE_BYTES", default=1024 * 1024)
+if EXECUTION_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("EXECUTION_TIMEOUT_SECONDS must be positive (seconds).")
+if EXECUTION_MAX_RESPONSE_BYTES <= 0:
+    raise ImproperlyConfigured("EXECUTION_MAX_RESPONSE_BYTES must be positive (bytes).")
+# How much of an upstream body the AI is shown (characters; the rest is cut, with
+# truncated: true).
+EXECUTION_MAX_CHARS_FOR_AI = env_int("EXECUTION_MAX_CHARS_FOR_AI", default=100_000)
+# Ports a customer URL may name (443 is always allowed).
+OUTBOUND_ALLOWED_PORTS = env_ports("OUTBOUND_ALLOWED_PORTS", default=[443, 8443])
+# TEST ONLY. Networks that skip the public-address check (never the cloud metadata
+# endpoints), so a test or benchmark can call its own HTTPS server on loopback; and the
+# CA bundle that signed that server's certificate (verification is never turned off).
+# Both are empty in production, and setting either with DEBUG off stops start-up
+# unless OUTBOUND_TEST_OVERRIDES_UNSAFE=1 says it is deliberate (a benchmark host).
+# The test suite sets them per test with the `settings` fixture instead.
+OUTBOUND_TEST_ALLOWLIST = env_networks("OUTBOUND_TEST_ALLOWLIST")
+OUTBOUND_TEST_CA_BUNDLE = env.str("OUTBOUND_TEST_CA_BUNDLE", default="") or None
+if OUTBOUND_TEST_CA_BUNDLE and not Path(OUTBOUND_TEST_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"OUTBOUND_TEST_CA_BUNDLE: {OUTBOUND_TEST_CA_BUNDLE!r} not found.")
+if (
+    (OUTBOUND_TEST_ALLOWLIST or OUTBOUND_TEST_CA_BUNDLE)
+    and not DEBUG
+    and not env_bool("OUTBOUND_TEST_OVERRIDES_UNSAFE", default=False)
+):
+    raise ImproperlyConfigured(
+        "OUTBOUND_TEST_ALLOWLIST / OUTBOUND_TEST_CA_BUNDLE are for tests and benchmarks: they "
+        "let outbound calls reach private addresses or trust another CA. Unset them, or set "
+        "OUTBOUND_TEST_OVERRIDES_UNSAFE=1 if this machine is a test bench."
+    )
 
 LOGGING = {
     "version": 1,
