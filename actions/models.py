@@ -330,6 +330,11 @@ class Action(OrganizationOwned):
     on_phone = models.BooleanField("Phone", default=False)
     on_slack = models.BooleanField("Slack", default=False)
     pinned = models.BooleanField(default=False, help_text="Pinned actions are listed first.")
+    send_context_headers = models.BooleanField(
+        default=False,
+        help_text="Also send x-opencx-org-id, x-opencx-session-id, x-opencx-ticket-number "
+        "and x-opencx-external-user-id with each call.",
+    )
     requires_form = models.BooleanField(
         "Require form submission",
         default=False,
@@ -398,6 +403,14 @@ class Action(OrganizationOwned):
     def is_hand_authored(self) -> bool:
         return self.source_id is None
 
+    @property
+    def accepts_body(self) -> bool:
+        """POST, PUT and PATCH send a body; an imported DELETE may too, if its spec
+        defines one (some APIs take a body on DELETE)."""
+        return self.method in self.METHODS_WITH_BODY or (
+            self.method == self.Method.DELETE and not self.is_hand_authored
+        )
+
     def input_rows(self) -> list[InputRow]:
         """The values the AI fills: AI-kind rows, and placeholders no row covers."""
         rows: list[InputRow] = []
@@ -417,7 +430,7 @@ class Action(OrganizationOwned):
 
     def tool_schema(self) -> ToolSchema:
         """The JSON Schema the AI fills in, and where each argument goes."""
-        body = self.body_schema if self.method in self.METHODS_WITH_BODY else None
+        body = self.body_schema if self.accepts_body else None
         return build_tool_schema(body, self.input_rows())
 
     def path_placeholders(self) -> list[str]:
@@ -435,7 +448,7 @@ class Action(OrganizationOwned):
             except ValidationError as error:
                 errors.setdefault("endpoint", []).extend(error.error_list)
         if self.body_schema not in (None, {}):
-            if self.method not in self.METHODS_WITH_BODY:
+            if not self.accepts_body:
                 errors.setdefault("body_schema", []).append(
                     ValidationError(
                         "%(method)s requests carry no body. Remove the body schema, or change "
@@ -456,7 +469,7 @@ class Action(OrganizationOwned):
                         validators.validate_multipart_body(self.body_schema)
                 except ValidationError as error:
                     errors.setdefault("body_schema", []).extend(error.error_list)
-        if self.body_format != self.BodyFormat.JSON and self.method not in self.METHODS_WITH_BODY:
+        if self.body_format != self.BodyFormat.JSON and not self.accepts_body:
             errors.setdefault("body_format", []).append(
                 ValidationError(
                     "%(method)s requests carry no body, so they have no body format. "

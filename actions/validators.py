@@ -12,6 +12,7 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
+import jsonschema_rs
 from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -368,6 +369,30 @@ def validate_value_schema(schema: object) -> None:
         )
 
 
+def check_meta_schema(schema: object) -> None:
+    """Draft 2020-12's meta-schema, checked by the compiled validator first (about 50
+    times faster: an import checks thousands of schemas); the Python one runs only
+    to explain a failure, and decides when the two disagree. Patterns must compile
+    with Python's `re`, which is what validates arguments later."""
+    if jsonschema_rs.meta.is_valid(schema) and _patterns_compile(schema):
+        return
+    Draft202012Validator.check_schema(schema)
+
+
+def _patterns_compile(schema: object) -> bool:
+    for _pointer, subschema in _subschemas(schema):
+        patterns = list((subschema.get("patternProperties") or {}) if isinstance(
+            subschema.get("patternProperties"), dict) else [])  # fmt: skip
+        if isinstance(subschema.get("pattern"), str):
+            patterns.append(subschema["pattern"])
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError):
+                return False
+    return True
+
+
 def validate_json_schema(schema: object, *, subject: str, code_prefix: str, hint: str) -> None:
     """Valid Draft 2020-12, local references only, no OpenAPI-only keywords, bounded depth."""
     params = {"subject": subject, "hint": hint}
@@ -379,7 +404,7 @@ def validate_json_schema(schema: object, *, subject: str, code_prefix: str, hint
             params={**params, "max": BODY_SCHEMA_MAX_DEPTH},
         )
     try:
-        Draft202012Validator.check_schema(schema)
+        check_meta_schema(schema)
     except SchemaError as error:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise ValidationError(

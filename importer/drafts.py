@@ -22,7 +22,9 @@ CANNOT_DETERMINE_API_ENDPOINT = "cannot_determine_api_endpoint"
 CODES = (FAILED_TO_PARSE_SPEC, INVALID_TOOL_SCHEMA, CANNOT_DETERMINE_API_ENDPOINT)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# A spec may define a body on DELETE (GitHub does, on 17 operations), and an imported
+# action sends it; hand-authored actions keep bodies to POST, PUT and PATCH.
+METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)

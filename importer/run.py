@@ -1,0 +1,103 @@
+"""Running an import job: load, validate, convert and sync its document.
+
+`run_import` does the work, for the Celery task and the command line alike (jobs are
+created by importer.jobs.submit_import). The job row is the source of truth: a
+redelivered task finds a finished job and does nothing, and a job that keeps dying
+is given up after MAX_ATTEMPTS.
+"""
+
+import logging
+import time
+
+from django.utils import timezone
+
+from importer.convert import convert_document
+from importer.drafts import FAILED_TO_PARSE_SPEC, ImportFailed, Problem
+from importer.load import load_document
+from importer.models import SpecImport
+from importer.sync import sync_source
+from importer.validate import validate_document
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+NO_OPERATIONS = Problem(
+    code=FAILED_TO_PARSE_SPEC,
+    message="The spec defines no operations (its paths are empty), so there is nothing to import",
+    fix="Check that you uploaded the right file; to remove a source's actions, delete the "
+    "source in the dashboard.",
+    pointer="#/paths",
+)
+RESULT_FIELDS = (
+    "status", "errors", "finished_at", "created", "updated", "removed", "unchanged", "diff",
+    "operations_done", "operations_total",
+)  # fmt: skip
+PROGRESS_INTERVAL = 0.5  # seconds between progress writes
+
+
+def run_import(job: SpecImport) -> SpecImport:
+    """Run a pending (or interrupted) job to its end; a finished job is left as it is."""
+    claimed = SpecImport.objects.filter(pk=job.pk).exclude(status__in=SpecImport.TERMINAL)
+    if not claimed.update(status=SpecImport.Status.RUNNING, started_at=timezone.now()):
+        job.refresh_from_db()
+        return job
+    job.refresh_from_db()
+    job.attempts += 1
+    SpecImport.objects.filter(pk=job.pk).update(attempts=job.attempts)
+    if job.attempts > MAX_ATTEMPTS:
+        return _finish(job, failed=[_crash_problem(f"gave up after {MAX_ATTEMPTS} attempts")])
+    try:
+        document = load_document(bytes(job.document), job.filename)
+        version = validate_document(document)
+        conversion = convert_document(
+            document, version, base_url=job.base_url or None, progress=_progress_writer(job)
+        )
+        _record_progress(job, conversion.operations_total, conversion.operations_total)
+        if conversion.operations_total == 0:
+            # An empty import would remove everything the source generated.
+            raise ImportFailed([NO_OPERATIONS])
+        if conversion.problems and not job.skip_invalid:
+            raise ImportFailed(conversion.problems)
+        result = sync_source(job.organization, job.source, conversion.drafts, dry_run=job.dry_run)
+    except ImportFailed as failure:
+        return _finish(job, failed=failure.problems)
+    except Exception:
+        logger.exception("Import %s crashed", job.pk)
+        return _finish(job, failed=[_crash_problem("an unexpected error; it has been logged")])
+    job.created, job.updated, job.removed, job.unchanged = result.counts().values()
+    job.diff = result.diff()
+    return _finish(job, skipped=conversion.problems)
+
+
+def _finish(job, *, failed=None, skipped=None) -> SpecImport:
+    job.status = SpecImport.Status.FAILED if failed else SpecImport.Status.SUCCEEDED
+    job.errors = [problem.as_dict() for problem in (failed or skipped or [])]
+    job.finished_at = timezone.now()
+    # Never rewrite the stored document: it can be tens of megabytes.
+    job.save(update_fields=[*RESULT_FIELDS, "updated_at"])
+    return job
+
+
+def _crash_problem(why: str) -> Problem:
+    return Problem(
+        code="import_failed",
+        message=f"The import stopped on {why}",
+        fix="Try again; if it fails again, contact your administrator.",
+    )
+
+
+def _progress_writer(job: SpecImport):
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL or done == total:
+            last[0] = now
+            _record_progress(job, done, total)
+
+    return progress
+
+
+def _record_progress(job: SpecImport, done: int, total: int) -> None:
+    job.operations_done, job.operations_total = done, total
+    SpecImport.objects.filter(pk=job.pk).update(operations_done=done, operations_total=total)
