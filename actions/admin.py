@@ -326,7 +326,10 @@ class ActionAdmin(OrganizationScopedAdmin):
         ),
         # Headers and parameters (inlines) are shown here, between body and audience:
         # see templates/admin/actions/action/change_form.html.
-        ("Who may use it, and where", {"fields": ["segments", "channels", "requires_form"]}),
+        (
+            "Who may use it, and where",
+            {"fields": ["segments", "channels", "requires_form", "send_context_headers"]},
+        ),
         ("Organizing", {"fields": ["tags", "pinned"]}),
     ]
     SOURCE_FIELDSET = ("Source", {"fields": ["source", "operation_key"]})

@@ -111,3 +111,50 @@ class GlobalVariable(OrganizationOwned):
                 break
         if errors:
             raise ValidationError(errors)
+
+
+class Execution(OrganizationOwned):
+    """One call of an action: the execution log's row.
+
+    Written before the request goes out (status `started`) and completed after, never
+    inside a transaction around the call. What it records of the request has every
+    secret and runtime-header value masked.
+    """
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded (2xx)"
+        FAILED = "failed", "Failed (upstream error status)"
+        ERROR = "error", "Not completed (network, timeout...)"
+        REFUSED = "refused", "Refused before sending"
+        UNKNOWN = "unknown", "Outcome unknown"
+
+    action = models.ForeignKey(
+        "actions.Action", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="executions",
+    )  # fmt: skip
+    action_name = models.CharField(max_length=200)
+    tool_name = models.CharField(max_length=64)
+    channel = models.CharField(max_length=10)
+    contact_external_id = models.CharField(max_length=255, blank=True)
+    is_test = models.BooleanField(default=False, help_text="Sent by the dashboard's Test button.")
+    arguments = models.JSONField(default=dict, blank=True)
+    request = models.JSONField(default=dict, blank=True, help_text="As sent, secrets masked.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    cause = models.CharField(max_length=30, blank=True)
+    detail = models.TextField(blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    truncated = models.BooleanField(default=False)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["action", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} {self.get_outcome_display()}"

@@ -396,7 +396,9 @@ def test_the_dashboard_index_offers_a_support_admin_only_their_own_models(
     app_list = client.get(reverse("admin:index")).context["app_list"]
 
     assert [(app["name"], [m["object_name"] for m in app["models"]]) for app in app_list] == [
-        ("Actions", ["OrganizationAPIKey", "Action", "Contact", "Segment", "Tag"])
+        ("Actions", ["OrganizationAPIKey", "Action", "Contact", "Segment", "Tag"]),
+        ("Execution", ["GlobalVariable"]),
+        ("OpenAPI import", ["SpecImport"]),
     ]
 
 
