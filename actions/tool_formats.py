@@ -144,8 +144,10 @@ def strictify(schema: dict[str, Any]) -> dict[str, Any] | None:
     model sends null where it has nothing (the caller drops such nulls before the
     request goes out). Annotations and length limits it does not support are
     dropped (calls are still validated against the full schema); a construct it
-    cannot express at all (allOf, not, if/then, open objects, tuples) means no
-    strict schema, and the tool is served non-strict.
+    cannot express at all (allOf, not, if/then, open objects, tuples, a $ref to
+    anything but the root or its $defs) means no strict schema, and the tool is
+    served non-strict. A schema with `properties` or `additionalProperties` and no
+    `type` is taken as an object's.
 
     >>> strict = strictify({"type": "object", "properties": {"id": {"type": "string"},
     ...     "note": {"type": "string", "maxLength": 500}}, "required": ["id"]})
@@ -155,11 +157,12 @@ def strictify(schema: dict[str, Any]) -> dict[str, Any] | None:
     True
     """
     counters = {"properties": 0}
+    defs = schema.get("$defs") or {}
     try:
-        result = _strict_node(copy.deepcopy(schema), depth=1, counters=counters)
-        for name, definition in (schema.get("$defs") or {}).items():
+        result = _strict_node(copy.deepcopy(schema), depth=1, counters=counters, defs=defs)
+        for name, definition in defs.items():
             result.setdefault("$defs", {})[name] = _strict_node(
-                copy.deepcopy(definition), depth=1, counters=counters
+                copy.deepcopy(definition), depth=1, counters=counters, defs=defs
             )
     except _NotStrict:
         return None
@@ -170,7 +173,9 @@ class _NotStrict(Exception):
     pass
 
 
-def _strict_node(node: Any, depth: int, counters: dict[str, int]) -> dict[str, Any]:
+def _strict_node(
+    node: Any, depth: int, counters: dict[str, int], defs: dict[str, Any]
+) -> dict[str, Any]:
     if not isinstance(node, dict) or depth > OPENAI_STRICT_MAX_DEPTH:
         raise _NotStrict
     node = {k: v for k, v in node.items() if k not in ANNOTATIONS | RELAXABLE}
@@ -179,12 +184,19 @@ def _strict_node(node: Any, depth: int, counters: dict[str, int]) -> dict[str, A
         node["anyOf"] = node.pop("oneOf")
     if set(node) - OPENAI_STRICT_KEYWORDS:
         raise _NotStrict
+    if "$ref" in node and not _resolves(node["$ref"], defs):
+        # Only the root and the root's $defs keep their place in the strict schema: a
+        # pointer into a property (now perhaps wrapped in anyOf) or into nested $defs
+        # (dropped) would lead nowhere, and OpenAI refuses the whole request.
+        raise _NotStrict
+    if "type" not in node and ("properties" in node or "additionalProperties" in node):
+        node["type"] = "object"  # OpenAPI documents often leave it out next to properties
     if node.get("format") not in (None, *OPENAI_STRICT_FORMATS):
         node.pop("format")
     if len(node.get("enum", [])) > OPENAI_STRICT_MAX_ENUM:
         raise _NotStrict
     if "anyOf" in node:
-        node["anyOf"] = [_strict_node(sub, depth + 1, counters) for sub in node["anyOf"]]
+        node["anyOf"] = [_strict_node(sub, depth + 1, counters, defs) for sub in node["anyOf"]]
     types = node.get("type")
     types = types if isinstance(types, list) else [types]
     if "object" in types:
@@ -197,7 +209,7 @@ def _strict_node(node: Any, depth: int, counters: dict[str, int]) -> dict[str, A
         required = set(node.get("required", []))
         strict_properties = {}
         for name, sub in properties.items():
-            sub = _strict_node(sub, depth + 1, counters)
+            sub = _strict_node(sub, depth + 1, counters, defs)
             strict_properties[name] = sub if name in required else _nullable(sub)
         node["properties"] = strict_properties
         node["required"] = list(properties)
@@ -205,8 +217,18 @@ def _strict_node(node: Any, depth: int, counters: dict[str, int]) -> dict[str, A
     if "array" in types:
         if "items" not in node:
             raise _NotStrict
-        node["items"] = _strict_node(node["items"], depth + 1, counters)
+        node["items"] = _strict_node(node["items"], depth + 1, counters, defs)
     return node
+
+
+def _resolves(ref: Any, defs: dict[str, Any]) -> bool:
+    """Whether `ref` is the root ("#") or one of the root's $defs ("#/$defs/Name")."""
+    if ref == "#":
+        return True
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/"):
+        return False
+    name = ref.removeprefix("#/$defs/")
+    return "/" not in name and name.replace("~1", "/").replace("~0", "~") in defs
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:

@@ -89,6 +89,10 @@ class HasScope(BasePermission):
         key = request.auth
         if not isinstance(key, OrganizationAPIKey):
             return False
+        if not hasattr(view, request.method.lower()):
+            # A method this endpoint does not have: let DRF answer 405 (with Allow),
+            # not a 403 that sends the caller looking for a scope.
+            return True
         scopes = getattr(view, "required_scopes", {})
         needed = scopes.get(request.method) or scopes.get("*")
         if needed is None:

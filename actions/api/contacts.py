@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from actions.api.parsers import JSONParser
+from actions.api.serializers import JSONObjectField
 from actions.contacts import upsert_contact
 from actions.models import APIScope, Contact
 from actions.validators import validate_storable_json
@@ -30,7 +31,7 @@ class ContactChangesSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True)
     email = serializers.CharField(required=False, allow_blank=True)
     phone = serializers.CharField(required=False, allow_blank=True)
-    attributes = serializers.JSONField(
+    attributes = JSONObjectField(
         required=False, help_text="A JSON object; replaces the stored attributes."
     )
     segments = serializers.ListField(
@@ -59,6 +60,7 @@ class ContactChangesSerializer(serializers.Serializer):
 
 
 class ContactSerializer(serializers.ModelSerializer):
+    attributes = JSONObjectField(help_text="Free-form values (plan, country...).")
     segments = serializers.SerializerMethodField()
 
     class Meta:

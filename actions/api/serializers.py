@@ -37,6 +37,15 @@ class KnownFieldsSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "object"})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (a JSON Schema, a contact's attributes), documented as one.
+
+    A bare JSONField is documented as any value, and a nullable one as
+    `oneOf: [{}, {"type": "null"}]`, which null matches twice: no null response could
+    ever validate. The server accepts objects only (the models' rules)."""
+
+
 class ValueRowSerializer(KnownFieldsSerializer):
     key = serializers.CharField(allow_blank=True)
     kind = serializers.ChoiceField(
@@ -50,7 +59,7 @@ class ValueRowSerializer(KnownFieldsSerializer):
         required=False, allow_blank=True, help_text="For AI-filled values: a hint for the AI."
     )
     required = serializers.BooleanField(required=False)
-    value_schema = serializers.JSONField(
+    value_schema = JSONObjectField(
         required=False,
         allow_null=True,
         validators=[validators.validate_storable_json],
@@ -99,7 +108,7 @@ class ActionSerializer(KnownFieldsSerializer):
         allow_blank=True,
         help_text="An https:// URL; {name} in the path marks a path parameter.",
     )
-    body_schema = serializers.JSONField(
+    body_schema = JSONObjectField(
         required=False,
         allow_null=True,
         validators=[validators.validate_storable_json],

@@ -17,8 +17,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
 
+from actions.api.parsers import JSONParser
+from actions.api.schema import ERROR_SCHEMA
 from actions.api.serializers import ActionSerializer
 from actions.filters import ActionFilterSet
 from actions.models import Action, APIScope
@@ -31,6 +32,10 @@ INVALID_FILTER = OpenApiResponse(
     OpenApiTypes.OBJECT, description="An invalid filter value (the message lists the valid ones)."
 )
 NOT_FOUND = OpenApiResponse(description="No action with this id in the key's organization.")
+CONFLICT = OpenApiResponse(
+    ERROR_SCHEMA,
+    description="A concurrent request took the name, tool name or tag; nothing was saved.",
+)
 
 
 class ActionPagination(PageNumberPagination):
@@ -50,18 +55,19 @@ class ActionPagination(PageNumberPagination):
         },
     ),
     create=extend_schema(
-        summary="Create an action", responses={201: ActionSerializer, 400: INVALID}
+        summary="Create an action",
+        responses={201: ActionSerializer, 400: INVALID, 409: CONFLICT},
     ),
     retrieve=extend_schema(
         summary="Get an action", responses={200: ActionSerializer, 404: NOT_FOUND}
     ),
     update=extend_schema(
         summary="Replace an action",
-        responses={200: ActionSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: ActionSerializer, 400: INVALID, 404: NOT_FOUND, 409: CONFLICT},
     ),
     partial_update=extend_schema(
         summary="Change some fields of an action",
-        responses={200: ActionSerializer, 400: INVALID, 404: NOT_FOUND},
+        responses={200: ActionSerializer, 400: INVALID, 404: NOT_FOUND, 409: CONFLICT},
     ),
     destroy=extend_schema(
         summary="Delete an action",

@@ -13,30 +13,29 @@ from actions.tool_list import tool_list_body, tool_list_query
 
 
 class ToolListParams(serializers.Serializer):
-    channel = serializers.CharField(help_text="One of: " + ", ".join(Channel.values) + ".")
+    # Choice fields, so the schema lists the valid values; the messages still name them.
+    channel = serializers.ChoiceField(
+        choices=Channel.choices,
+        error_messages={
+            "invalid_choice": "Unknown channel “{input}”. Use one of: "
+            + ", ".join(Channel.values)
+            + "."
+        },
+    )
     contact = serializers.CharField(
         required=False,
         allow_blank=True,
         max_length=255,
         help_text="The contact's external ID. Unknown or missing: unrestricted actions only.",
     )
-    format = serializers.CharField(
-        required=False, default="openai", help_text="One of: " + ", ".join(FORMATS) + "."
+    format = serializers.ChoiceField(
+        choices=FORMATS,
+        required=False,
+        default="openai",
+        error_messages={
+            "invalid_choice": "Unknown format “{input}”. Use one of: " + ", ".join(FORMATS) + "."
+        },
     )
-
-    def validate_channel(self, value: str) -> str:
-        if value not in Channel.values:
-            raise serializers.ValidationError(
-                f"Unknown channel “{value}”. Use one of: {', '.join(Channel.values)}."
-            )
-        return value
-
-    def validate_format(self, value: str) -> str:
-        if value not in FORMATS:
-            raise serializers.ValidationError(
-                f"Unknown format “{value}”. Use one of: {', '.join(FORMATS)}."
-            )
-        return value
 
 
 TOOL_LIST_RESPONSE = {

@@ -297,3 +297,21 @@ def test_a_secret_that_cannot_be_decrypted_is_never_sent(client, key, org, upstr
     assert result["error"] == "Something went wrong"
     assert seen == []
     assert Execution.objects.get().cause == "secret_unavailable"
+
+
+def test_an_exact_tool_name_wins_over_the_gemini_prefixed_form(client, key, org, upstream):
+    """Gemini shows "2fa_reset" as "_2fa_reset"; a tool really named "_2fa_reset" stays itself."""
+    base = f"https://{API_HOST}:{upstream.port}/v1"
+    plain = make_action(
+        org, name="Reset two factor", tool_name="2fa_reset", endpoint=f"{base}/plain"
+    )
+    prefixed = make_action(
+        org, name="Reset two factor v2", tool_name="_2fa_reset", endpoint=f"{base}/prefixed"
+    )
+    captured(upstream, "/v1/plain")
+    captured(upstream, "/v1/prefixed")
+    first = invoke(client, key, "_2fa_reset").json()
+    assert Execution.objects.get(pk=first["execution_id"]).action == prefixed
+    prefixed.delete()
+    second = invoke(client, key, "_2fa_reset").json()
+    assert Execution.objects.get(pk=second["execution_id"]).action == plain
