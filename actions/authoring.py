@@ -31,6 +31,7 @@ ACTION_FIELDS = (
     "body_format",
     "pinned",
     "requires_form",
+    "send_context_headers",
 )
 ROW_FIELDS = ("key", "kind", "value", "description", "required", "value_schema")
 

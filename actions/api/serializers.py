@@ -136,6 +136,11 @@ class ActionSerializer(KnownFieldsSerializer):
     )
     pinned = serializers.BooleanField(required=False)
     requires_form = serializers.BooleanField(required=False)
+    send_context_headers = serializers.BooleanField(
+        required=False,
+        help_text="Also send the x-opencx-org-id, -session-id, -ticket-number and "
+        "-external-user-id headers.",
+    )
     source = serializers.CharField(
         source="source.name",
         read_only=True,

@@ -191,6 +191,7 @@ def test_get_returns_the_full_representation(client, org, key):
         "tags",
         "pinned",
         "requires_form",
+        "send_context_headers",
         "source",
         "operation_key",
         "tool_schema",
