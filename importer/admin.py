@@ -75,6 +75,9 @@ class SpecImportAdmin(OrganizationScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     def get_urls(self):
         view = self.admin_site.admin_view
         return [

@@ -25,3 +25,12 @@ def require_service(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (required in CI)")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def eager_tasks(monkeypatch):
+    """Celery tasks run in-process, as on the embedded default, even where CI sets a
+    broker: a test that is not about the worker must not leave its jobs in Redis."""
+    from opencx.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
