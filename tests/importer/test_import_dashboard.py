@@ -367,6 +367,8 @@ def test_the_history_shows_who_when_which_file_which_source_and_the_result(
 
 def history_row(table: str, job) -> dict[str, str]:
     """One import's row of the history: {column: cell HTML}."""
-    row = re.search(rf'<tr>(?:(?!</tr>).)*value="{job.pk}"(?:(?!</tr>).)*</tr>', table, re.S)
+    # The history is read-only (no row checkboxes): find the row by its job link.
+    link = re.escape(f"/specimport/{job.pk}/job/")
+    row = re.search(rf"<tr>(?:(?!</tr>).)*{link}(?:(?!</tr>).)*</tr>", table, re.S)
     assert row, f"no row for import {job.pk}"
     return dict(re.findall(r'<td class="field-(\w+)[^"]*">(.*?)</td>', row.group(0), re.S))
