@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
@@ -187,7 +187,8 @@ class SpecImportAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="file", ordering="filename")
     def job_link(self, job: SpecImport):
-        return format_html('<a href="{}">{}</a>', f"../specimport/{job.pk}/job/", job.filename)
+        url = reverse("admin:importer_specimport_job", args=[job.pk])
+        return format_html('<a href="{}">{}</a>', url, job.filename)
 
     @admin.display(description="file hash", ordering="sha256")
     def short_hash(self, job: SpecImport):
