@@ -1,6 +1,8 @@
-"""What execution keeps: the organizations' secrets (global variables)."""
+"""What execution keeps: the organizations' secrets (global variables), the execution
+log, and the calls paused on a form the customer must submit."""
 
 import re
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -158,3 +160,72 @@ class Execution(OrganizationOwned):
 
     def __str__(self) -> str:
         return f"{self.tool_name} {self.get_outcome_display()}"
+
+
+class FormSubmission(OrganizationOwned):
+    """A call paused until the customer submits its form ("Require form submission").
+
+    Opened when the AI invokes an action that requires a form: nothing is sent. The
+    AI's validated arguments and the conversation context wait here until the customer
+    submits (the call then runs once, with their values), cancels, or the form expires.
+    The runtime's per-call headers are never stored: the submit call sends them again.
+    Once submitted, the row is the consent record: who, when, which values, and the
+    Execution they produced (see execution/submissions.py).
+    """
+
+    class Status(models.TextChoices):
+        AWAITING = "awaiting", "Awaiting the customer"
+        SUBMITTED = "submitted", "Submitted"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    # Not a counter: the id travels through the runtime to the customer's browser.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    action = models.ForeignKey(
+        "actions.Action", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="form_submissions",
+    )  # fmt: skip
+    action_name = models.CharField(max_length=200)
+    tool_name = models.CharField(max_length=64)
+    channel = models.CharField(max_length=10)
+    contact_external_id = models.CharField(max_length=255, blank=True)
+    arguments = models.JSONField(
+        default=dict, blank=True, help_text="The AI's validated arguments: the form's prefill."
+    )
+    context = models.JSONField(
+        default=dict, blank=True, help_text="The conversation context the call is built from."
+    )
+    preview = models.JSONField(
+        default=dict, blank=True,
+        help_text="The request shown to the customer (method, URL, body), secrets masked.",
+    )  # fmt: skip
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.AWAITING)
+    expires_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    submitted_by = models.CharField(
+        max_length=255, blank=True, help_text="Who submitted the form, as the runtime named them."
+    )
+    submitted_values = models.JSONField(
+        null=True, blank=True, help_text="The values the customer confirmed: what was sent."
+    )
+    execution = models.OneToOneField(
+        Execution, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="form_submission", help_text="The call the submission produced.",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["awaiting", "submitted", "cancelled", "expired"]),
+                name="execution_formsubmission_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="submitted") | models.Q(submitted_at__isnull=False),
+                name="execution_formsubmission_submitted_has_consent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool_name} form ({self.get_status_display()})"

@@ -86,6 +86,21 @@ def call_context(action: Action, channel: str, contact: str, context: dict | Non
     return context
 
 
+def start_execution(
+    action: Action, *, channel: str, contact: str = "", is_test: bool = False
+) -> Execution:
+    """The log row of a call about to be made (outcome `started`)."""
+    return Execution.objects.create(
+        organization_id=action.organization_id,
+        action=action,
+        action_name=action.name,
+        tool_name=action.tool_name,
+        channel=channel,
+        contact_external_id=contact or "",
+        is_test=is_test,
+    )
+
+
 def run_action(
     action: Action,
     *,
@@ -95,16 +110,12 @@ def run_action(
     context: dict | None = None,
     runtime_headers: dict[str, str] | None = None,
     is_test: bool = False,
+    execution: Execution | None = None,
 ) -> Result:
-    execution = Execution.objects.create(
-        organization_id=action.organization_id,
-        action=action,
-        action_name=action.name,
-        tool_name=action.tool_name,
-        channel=channel,
-        contact_external_id=contact or "",
-        is_test=is_test,
-    )
+    """`execution`: a row already started for this call (a form submission starts it
+    in the same transaction that claims the submission, before anything is sent)."""
+    if execution is None:
+        execution = start_execution(action, channel=channel, contact=contact, is_test=is_test)
     variables = {
         v.name: v for v in GlobalVariable.objects.filter(organization_id=action.organization_id)
     }

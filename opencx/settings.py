@@ -289,6 +289,10 @@ if EXECUTION_MAX_RESPONSE_BYTES <= 0:
 # How much of an upstream body the AI is shown (characters; the rest is cut, with
 # truncated: true).
 EXECUTION_MAX_CHARS_FOR_AI = env_int("EXECUTION_MAX_CHARS_FOR_AI", default=100_000)
+# How long a form the customer must submit ("Require form submission") stays open.
+FORM_SUBMISSION_TTL_SECONDS = env_int("FORM_SUBMISSION_TTL_SECONDS", default=30 * 60)
+if FORM_SUBMISSION_TTL_SECONDS <= 0:
+    raise ImproperlyConfigured("FORM_SUBMISSION_TTL_SECONDS must be positive (seconds).")
 # Ports a customer URL may name (443 is always allowed).
 OUTBOUND_ALLOWED_PORTS = env_ports("OUTBOUND_ALLOWED_PORTS", default=[443, 8443])
 # TEST ONLY. Networks that skip the public-address check (never the cloud metadata

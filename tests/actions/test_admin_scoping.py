@@ -397,7 +397,7 @@ def test_the_dashboard_index_offers_a_support_admin_only_their_own_models(
 
     assert [(app["name"], [m["object_name"] for m in app["models"]]) for app in app_list] == [
         ("Actions", ["OrganizationAPIKey", "Action", "Contact", "Segment", "Tag"]),
-        ("Execution", ["GlobalVariable"]),
+        ("Execution", ["Execution", "FormSubmission", "GlobalVariable"]),
         ("OpenAPI import", ["SpecImport"]),
     ]
 
