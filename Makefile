@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := opencx.settings
 
-.PHONY: install run worker test lint format migrations-check bench-tools clean
+.PHONY: install run worker test lint format migrations-check bench-tools bench-import clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ migrations-check: install
 ## Benchmarks (need PostgreSQL, Redis and wrk on this machine); they print figures.
 bench-tools: install
 	$(BIN)/python bench/tool_list.py
+
+## OpenAPI import: GitHub's spec vs FastMCP, 20,000 operations, re-import, the corpus
+## (PostgreSQL only; FastMCP goes into a throwaway virtualenv in /tmp, not the project).
+bench-import: install
+	$(BIN)/python bench/import_spec.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

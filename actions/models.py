@@ -47,6 +47,13 @@ class Organization(TimeStamped):
     def __str__(self) -> str:
         return self.name
 
+    def delete(self, *args, **kwargs):
+        # Thousands of cascaded rows would each renew the stamp; renew it once.
+        from actions.signals import one_version_bump
+
+        with one_version_bump(self.pk):
+            return super().delete(*args, **kwargs)
+
     @staticmethod
     def bump_tools_version(organization_id: int) -> None:
         """Invalidate every cached tool list of this organization."""
@@ -228,6 +235,12 @@ class SpecSource(OrganizationOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    def delete(self, *args, **kwargs):
+        from actions.signals import one_version_bump
+
+        with one_version_bump(self.organization_id):
+            return super().delete(*args, **kwargs)
 
 
 class Channel(models.TextChoices):

@@ -14,10 +14,10 @@ source's name, a short hash of the operation key), the same on every re-import.
 """
 
 import hashlib
-import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+import orjson
 from django.db import transaction
 from django.db.models.functions import Lower
 
@@ -62,9 +62,10 @@ class SyncResult:
 
 
 def fingerprint(draft: OperationDraft) -> str:
-    """A hash of everything the spec says about one action."""
-    canonical = json.dumps(asdict(draft), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """A hash of everything the spec says about one action (orjson serializes the
+    dataclass directly, without the deep copy dataclasses.asdict makes)."""
+    canonical = orjson.dumps(draft, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def sync_source(
@@ -122,11 +123,12 @@ def _with_free_names(
     free = []
     for draft in drafts:
         name, tool_name = draft.name, draft.tool_name
+        identity = f"{source.name}:{draft.operation_key}"
         if name.lower() in names:
-            name = _variant(name, f" ({source.name})", 200, names, draft.operation_key)
+            name = _variant(name, f" ({source.name})", 200, names, identity)
         if tool_name in tool_names:
             tool_name = _variant(
-                tool_name, "", validators.TOOL_NAME_MAX_LENGTH, tool_names, draft.operation_key
+                tool_name, "", validators.TOOL_NAME_MAX_LENGTH, tool_names, identity
             )
         names.add(name.lower())
         tool_names.add(tool_name)
@@ -137,13 +139,26 @@ def _with_free_names(
 
 
 def _variant(base: str, suffix: str, limit: int, taken: set[str], key: str) -> str:
-    """`base` + suffix, else + a short hash of the operation key: stable, and free."""
+    """`base` + suffix, else + a short hash of the source and operation: stable, free.
+
+    The hash covers the source name too (`key` is "source:METHOD /path"), so the same
+    operation imported into several sources gets a different variant in each; and it
+    keeps lengthening until the name is free, so it never collides.
+
+    >>> _variant("find_pets", "", 64, {"find_pets"}, "petstore:GET /pets")
+    'find_pets_de90ea'
+    """
     digest = hashlib.sha256(key.encode()).hexdigest()
-    for candidate_suffix in ([suffix] if suffix else []) + [f"_{digest[:6]}", f"_{digest[:12]}"]:
+    suffixes = [suffix] if suffix else []
+    suffixes += [f"_{digest[:n]}" for n in (6, 10, 16, 32, 64)]
+    for candidate_suffix in suffixes:
         candidate = base[: limit - len(candidate_suffix)] + candidate_suffix
         if candidate.lower() not in taken and candidate not in taken:
             return candidate
-    return base[: limit - 17] + f"_{digest[:16]}"
+    counter = 2  # 64 hex digits all taken: unreachable in practice, still never a clash
+    while f"{digest[: limit - 8]}_{counter}" in taken:
+        counter += 1
+    return f"{digest[: limit - 8]}_{counter}"
 
 
 def _write(organization, source, added, changed, vanished, prints) -> None:

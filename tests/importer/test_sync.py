@@ -201,3 +201,14 @@ def test_two_concurrent_imports_of_one_source_end_in_exactly_one_spec():
     assert errors == []
     keys = set(generated(source))
     assert keys in ({d.operation_key for d in spec_a}, {d.operation_key for d in spec_b})
+
+
+def test_the_same_spec_imported_into_many_sources_never_collides(org):
+    """Each source's variant of a taken name hashes the source too, and keeps going
+    until it is free."""
+    for index in range(6):
+        source = SpecSource.objects.create(organization=org, name=f"copy-{index}")
+        sync_source(org, source, SPEC_V1)
+    tool_names = list(Action.objects.filter(organization=org).values_list("tool_name", flat=True))
+    assert len(tool_names) == 18
+    assert len(set(tool_names)) == 18

@@ -363,3 +363,23 @@ def test_deleting_an_organization_takes_its_segments_and_actions_together():
     make_action(org, segments=(premium,))
     org.delete()
     assert not Segment.objects.filter(pk=premium.pk).exists()
+
+
+def test_deleting_a_source_with_many_actions_renews_the_lists_once(client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from actions.models import SpecSource
+
+    org = make_organization()
+    source = SpecSource.objects.create(organization=org, name="big")
+    for _ in range(20):
+        make_action(org, source=source)
+    key = make_key(org)
+    etag = get_tools(client, key).headers["ETag"]
+    with CaptureQueriesContext(connection) as captured:
+        source.delete()
+    bumps = [q for q in captured if q["sql"].startswith("UPDATE") and "tools_version" in q["sql"]]
+    assert len(bumps) == 1
+    assert get_tools(client, key).headers["ETag"] != etag
+    assert tool_names(get_tools(client, key)) == []
