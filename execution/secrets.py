@@ -10,7 +10,6 @@ Decryption fails closed: a value that no key opens raises SecretUnavailable, and
 call that needed it is refused; ciphertext is never sent in its place.
 """
 
-import base64
 import hashlib
 from functools import cache
 
@@ -72,8 +71,3 @@ def rotate(token: str) -> str:
         raise SecretUnavailable(
             "A stored secret could not be decrypted with any configured key."
         ) from None
-
-
-def development_key(secret_key: str) -> str:
-    """A key derived from SECRET_KEY, for DEBUG runs that set no keys of their own."""
-    return base64.urlsafe_b64encode(hashlib.sha256(secret_key.encode()).digest()).decode()
