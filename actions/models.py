@@ -56,8 +56,15 @@ class Organization(TimeStamped):
 
     @staticmethod
     def bump_tools_version(organization_id: int) -> None:
-        """Invalidate every cached tool list of this organization."""
+        """Invalidate every cached tool list of this organization.
+
+        The column records the change in the database; the shared cache's stamp
+        (actions.state) is what the API reads on every request instead.
+        """
+        from actions import state
+
         Organization.objects.filter(pk=organization_id).update(tools_version=new_tools_version())
+        state.renew(organization_id)
 
 
 class User(AbstractUser):
@@ -699,7 +706,24 @@ class APIScope(models.TextChoices):
     CONTACTS_WRITE = "contacts:write", "contacts:write: create and update contacts"
 
 
-class OrganizationAPIKeyManager(BaseAPIKeyManager.from_queryset(OrganizationQuerySet)):
+class APIKeyQuerySet(OrganizationQuerySet):
+    def update(self, **kwargs) -> int:
+        """A bulk change (revoking from the key list, say) sends no signal: renew the
+        stamps of the organizations concerned here, so every process that remembers
+        one of these keys reads it again. Recording a key's last use changes nothing
+        that matters to that, and renews nothing."""
+        if set(kwargs) <= {"last_used_at"}:
+            return super().update(**kwargs)
+        from actions import state
+
+        organization_ids = set(self.values_list("organization_id", flat=True))
+        updated = super().update(**kwargs)
+        for organization_id in organization_ids:
+            state.renew(organization_id)
+        return updated
+
+
+class OrganizationAPIKeyManager(BaseAPIKeyManager.from_queryset(APIKeyQuerySet)):
     """Keys read `ocx_<prefix>.<secret>`: the marker lets secret scanners spot a
     leaked key; only the part after it is hashed and stored."""
 

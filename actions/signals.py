@@ -13,12 +13,14 @@ from contextvars import ContextVar
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
+from actions import state
 from actions.models import (
     Action,
     ActionHeader,
     ActionParameter,
     Contact,
     Organization,
+    OrganizationAPIKey,
     Segment,
 )
 
@@ -72,3 +74,19 @@ def membership_changed(sender, instance, action, **kwargs) -> None:
     # Both ends (action or contact, and segment) carry the organization.
     if action in {"post_add", "post_remove", "post_clear"}:
         bump(instance.organization_id)
+
+
+@receiver([post_save, post_delete], sender=OrganizationAPIKey)
+def api_key_changed(sender, instance, **kwargs) -> None:
+    # A revoked, expired, rescoped or deleted key must stop working at once in every
+    # process: each process checks the keys it has verified against the stamp.
+    # (Recording a key's last use is a bulk update and sends no signal.)
+    state.renew(instance.organization_id)
+
+
+@receiver(post_save, sender=Organization)
+def organization_created(sender, instance, created, **kwargs) -> None:
+    # A fresh stamp for a new organization: nothing cached under an earlier one (an
+    # organization whose ID a rolled-back transaction had used) may ever reach it.
+    if created:
+        state.renew(instance.pk)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
-from actions.models import Action, Contact, Organization
+from actions import state
+from actions.models import Action, Contact
 from actions.tool_formats import ToolDefinition, envelope, render
 
 
@@ -46,36 +47,46 @@ class ToolListQuery:
         return '"' + hashlib.sha256(self.cache_key.encode()).hexdigest()[:32] + '"'
 
 
-def contact_segment_ids(organization: Organization, external_id: str | None) -> tuple[int, ...]:
+# Contacts' segment sets by (organization, stamp, contact): any membership change
+# renews the stamp, so an entry is never stale, only no longer asked for.
+_local_segments = state.LocalLRU(max_entries=100_000)
+
+
+def contact_segment_ids(
+    organization_id: int, stamp: int, external_id: str | None
+) -> tuple[int, ...]:
     """The segments of the organization's contact with this ID; none if unknown."""
     if not external_id:
         return ()
-    key = (
-        f"contact-segments:{organization.pk}:{organization.tools_version}:"
-        + hashlib.sha256(external_id.encode()).hexdigest()[:32]
-    )
+    digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
+    local_key = (organization_id, stamp, digest)
+    segment_ids = _local_segments.get(local_key)
+    if segment_ids is not None:
+        return segment_ids
+    key = f"contact-segments:{organization_id}:{stamp}:{digest}"
     cached = cache.get(key)
-    if cached is not None:
-        return tuple(cached)
-    segment_ids = tuple(
-        sorted(
+    if cached is None:
+        cached = sorted(
             Contact.segments.through.objects.filter(
-                contact__organization_id=organization.pk, contact__external_id=external_id
+                contact__organization_id=organization_id, contact__external_id=external_id
             ).values_list("segment_id", flat=True)
         )
-    )
-    cache.set(key, list(segment_ids), settings.TOOL_LIST_CACHE_SECONDS)
+        cache.set(key, cached, settings.TOOL_LIST_CACHE_SECONDS)
+    segment_ids = tuple(cached)
+    _local_segments.put(local_key, segment_ids)
     return segment_ids
 
 
 def tool_list_query(
-    organization: Organization, channel: str, contact: str | None, fmt: str
+    organization_id: int, stamp: int, channel: str, contact: str | None, fmt: str
 ) -> ToolListQuery:
+    """What to list; `stamp` is the organization's state stamp (actions.state) as
+    this request read it."""
     return ToolListQuery(
-        organization_id=organization.pk,
-        tools_version=organization.tools_version,
+        organization_id=organization_id,
+        tools_version=stamp,
         channel=channel,
-        segment_ids=contact_segment_ids(organization, contact),
+        segment_ids=contact_segment_ids(organization_id, stamp, contact),
         fmt=fmt,
     )
 

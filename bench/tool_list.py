@@ -133,10 +133,13 @@ def populate_neighbours() -> None:
 def clear_caches() -> None:
     from django.core.cache import cache
 
-    from actions.tool_list import local_renderings
+    from actions.api.auth import verified_keys
+    from actions.tool_list import _local_segments, local_renderings
 
     cache.clear()
     local_renderings.clear()
+    _local_segments.clear()
+    verified_keys.clear()
 
 
 def in_process(key: str) -> dict:

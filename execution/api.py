@@ -30,6 +30,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from actions import state
 from actions.api.parsers import JSONParser
 from actions.models import Action, APIScope, Channel
 from actions.tool_list import contact_segment_ids
@@ -120,7 +121,9 @@ def visible_action(organization, tool_name: str, channel: str, contact: str) -> 
         action.tool_name: action
         for action in Action.objects.for_organization(organization)
         .enabled_on(channel)
-        .visible_to(contact_segment_ids(organization, contact or None))
+        .visible_to(
+            contact_segment_ids(organization.pk, state.current(organization.pk), contact or None)
+        )
         .filter(tool_name__in=names)
         .prefetch_related("headers", "parameters")
     }

@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import capfirst
 
+from actions import state
 from actions.models import Action
 from actions.tool_list import contact_segment_ids
 from actions.tool_schema import ToolSchema
@@ -199,7 +200,13 @@ def _available_action(submission: FormSubmission) -> Action:
     action = (
         Action.objects.for_organization(organization)
         .enabled_on(submission.channel)
-        .visible_to(contact_segment_ids(organization, submission.contact_external_id or None))
+        .visible_to(
+            contact_segment_ids(
+                organization.pk,
+                state.current(organization.pk),
+                submission.contact_external_id or None,
+            )
+        )
         .filter(pk=submission.action_id)
         .prefetch_related("headers", "parameters")
         .first()

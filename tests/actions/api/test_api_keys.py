@@ -1,5 +1,6 @@
 """Organization API keys on the wire: Bearer only, hashed at rest, 401 vs 403."""
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from actions.api import auth
 from actions.models import OrganizationAPIKey
 from actions.tool_list import local_renderings
 from tests.factories import make_action, make_organization, make_user
@@ -137,7 +139,7 @@ def _key_updates(queries) -> list[str]:
     ]
 
 
-def test_last_used_at_is_written_at_most_once_a_minute(client, org):
+def test_last_used_at_is_written_at_most_once_a_minute(client, org, monkeypatch):
     key, raw = make_key(org)
     assert _last_used(key) is None
 
@@ -150,17 +152,18 @@ def test_last_used_at_is_written_at_most_once_a_minute(client, org):
     assert _key_updates(queries) == []
     assert _last_used(key) == first
 
-    # 59 seconds later: still no write.
-    almost = timezone.now() - timedelta(seconds=59)
-    OrganizationAPIKey.objects.filter(pk=key.pk).update(last_used_at=almost)
-    assert get_tools(client, f"Bearer {raw}").status_code == 200
-    assert _last_used(key) == almost
+    # 59 seconds later (on this process's clock, which remembers the last write):
+    # still no write.
+    with monkeypatch.context() as later:
+        later.setattr(auth.timezone, "now", lambda: first + timedelta(seconds=59))
+        assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert _last_used(key) == first
 
     # More than a minute later: recorded again.
-    stale = timezone.now() - timedelta(seconds=61)
-    OrganizationAPIKey.objects.filter(pk=key.pk).update(last_used_at=stale)
-    assert get_tools(client, f"Bearer {raw}").status_code == 200
-    assert _last_used(key) > stale + timedelta(seconds=60)
+    with monkeypatch.context() as later:
+        later.setattr(auth.timezone, "now", lambda: first + timedelta(seconds=61))
+        assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert _last_used(key) == first + timedelta(seconds=61)
 
 
 def test_an_expired_key_is_not_marked_used(client, org):
@@ -187,3 +190,65 @@ def test_the_key_is_stored_hashed(client, org):
     for column, value in stored.items():
         assert secret not in str(value), column
         assert raw not in str(value), column
+
+
+# --- keys this process remembers are checked against the organization's stamp --------
+
+
+def test_a_remembered_key_loses_a_scope_on_the_next_request(client, org):
+    key, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    key.scopes = "contacts:write"
+    key.save()
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 403
+
+
+def test_a_remembered_key_given_a_past_expiry_is_401_on_the_next_request(client, org):
+    key, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    key.expiry_date = timezone.now() - timedelta(seconds=1)
+    key.save()
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 401
+
+
+def test_a_remembered_key_of_a_deleted_organization_is_401(client, org):
+    _, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    org.delete()
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 401
+
+
+def test_a_remembered_key_is_read_again_once_the_shared_stamp_is_gone(
+    client, org, django_assert_num_queries
+):
+    _, raw = make_key(org)
+    get_tools(client, f"Bearer {raw}")
+    with django_assert_num_queries(0):
+        assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    cache.clear()  # Redis emptied: the stamp is seeded afresh, nothing is trusted
+
+    with CaptureQueriesContext(connection) as queries:
+        assert get_tools(client, f"Bearer {raw}").status_code == 200
+    assert any("actions_organizationapikey" in q["sql"] for q in queries)
+
+
+def test_a_revocation_reaches_a_process_that_remembers_the_key(client, org):
+    """Another worker revokes the key: this process still remembers it verified, but
+    the revocation renewed the stamp in the shared cache, which it reads per request."""
+    key, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+    digest = hashlib.sha256(raw.encode()).digest()
+    assert auth.verified_keys.get(digest) is not None
+
+    # What the key list's bulk revoke does (no signal; the queryset renews the stamp).
+    OrganizationAPIKey.objects.filter(pk=key.pk).update(revoked=True)
+
+    assert get_tools(client, f"Bearer {raw}").status_code == 401
+    assert auth.verified_keys.get(digest) is None
