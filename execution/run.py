@@ -158,25 +158,31 @@ def run_action(
             )  # fmt: skip
         return Result(execution, ok=False, status=None, error=SOMETHING_WENT_WRONG)
 
-    body, cut = body_for_ai(response)
+    body, cut = body_for_ai(response, masker)
     execution.duration_ms = response.elapsed_ms
     execution.status_code = response.status
     ok = 200 <= response.status < 300
     execution.outcome = Execution.Outcome.SUCCEEDED if ok else Execution.Outcome.FAILED
     execution.truncated = response.truncated or cut
     execution.response_headers = masker.value(response.headers)
+    # Masked before it is cut: a cut first could leave half a secret behind.
     execution.response_body = masker.text(response.body[: LOGGED_BODY_CHARS * 4].decode(
-        "utf-8", "replace")[:LOGGED_BODY_CHARS])  # fmt: skip
+        "utf-8", "replace"))[:LOGGED_BODY_CHARS]  # fmt: skip
     execution.save()
     return Result(
         execution, ok=ok, status=response.status, body=body, truncated=execution.truncated
     )
 
 
-def body_for_ai(response: http.OutboundResponse) -> tuple[Any, bool]:
-    """The upstream body as the AI sees it: parsed JSON, or text; cut if too long."""
+def body_for_ai(response: http.OutboundResponse, masker: "Masker") -> tuple[Any, bool]:
+    """The upstream body as the AI sees it: parsed JSON, or text; cut if too long.
+
+    The call's secrets are masked first, wherever they are: an upstream that echoes
+    the request (a 401 page, a debug page) must not hand the AI a key it could repeat
+    to the customer. The mask is plain text, so JSON stays JSON.
+    """
     limit = settings.EXECUTION_MAX_CHARS_FOR_AI
-    text = response.body.decode("utf-8", "replace")
+    text = masker.text(response.body.decode("utf-8", "replace"))
     content_type = response.headers.get("content-type", response.headers.get("Content-Type", ""))
     if "json" in content_type.lower() and not response.truncated:
         try:
@@ -217,6 +223,19 @@ def _refuse(execution: Execution, cause: str, detail: str, arguments: Any, maske
     execution.save()
 
 
+def _base64_cores(secret: bytes) -> list[str]:
+    """The part of a base64 text that spells `secret` wherever it starts in the
+    encoded bytes (`Basic base64(user:secret)` puts it at any of three alignments):
+    the characters made of the secret's bits alone."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + secret).decode()
+        first = -(-offset * 8 // 6)  # characters that carry bits of what comes before
+        last = (offset + len(secret)) * 8 // 6  # ... and of what comes after
+        cores.append(encoded[first:last])
+    return [core for core in cores if len(core) >= 8]
+
+
 class Masker:
     """Replaces every secret value, and its common encodings, with [REDACTED]."""
 
@@ -234,6 +253,7 @@ class Masker:
                 quote_plus(secret),
                 base64.b64encode(secret.encode()).decode(),
                 json.dumps(secret)[1:-1],
+                *_base64_cores(secret.encode()),
             }
         return sorted(forms, key=len, reverse=True)
 

@@ -322,4 +322,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # urllib3 logs every request line at DEBUG, query string included, and a query
+    # can carry an organization's secret ({{global.NAME}}): never below INFO.
+    "loggers": {"urllib3": {"level": "INFO"}},
 }
