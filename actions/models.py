@@ -1,5 +1,6 @@
 """The domain: organizations, their people and audiences, and their actions."""
 
+import functools
 import secrets
 from collections.abc import Iterable
 
@@ -29,6 +30,12 @@ def new_tools_version() -> int:
     """A fresh random stamp, not a counter: a counter restarts when a database is
     recreated while the shared cache still holds renderings keyed on its old values."""
     return secrets.randbits(62)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _endpoint_placeholders(endpoint: str) -> tuple[str, ...]:
+    # Parsed once per endpoint: a cold tool list asks for a thousand of them.
+    return tuple(validators.parse_endpoint(endpoint))
 
 
 class Organization(TimeStamped):
@@ -431,11 +438,19 @@ class Action(OrganizationOwned):
             self.method == self.Method.DELETE and not self.is_hand_authored
         )
 
-    def input_rows(self) -> list[InputRow]:
-        """The values the AI fills: AI-kind rows, and placeholders no row covers."""
+    def input_rows(self, parameters=None, headers=None) -> list[InputRow]:
+        """The values the AI fills: AI-kind rows, and placeholders no row covers.
+
+        `parameters` and `headers`: the action's rows, when the caller loaded them
+        already (anything with the rows' attributes; headers need no `location`).
+        """
+        if parameters is None:
+            parameters = self.parameters.all()
+        if headers is None:
+            headers = self.headers.all()
         rows: list[InputRow] = []
         covered: set[str] = set()
-        for row in [*self.parameters.all(), *self.headers.all()]:
+        for row in [*parameters, *headers]:
             location = getattr(row, "location", "header")
             if location == ActionParameter.Location.PATH:
                 covered.add(row.key)
@@ -448,15 +463,15 @@ class Action(OrganizationOwned):
         )
         return rows
 
-    def tool_schema(self) -> ToolSchema:
+    def tool_schema(self, parameters=None, headers=None) -> ToolSchema:
         """The JSON Schema the AI fills in, and where each argument goes."""
         body = self.body_schema if self.accepts_body else None
-        return build_tool_schema(body, self.input_rows())
+        return build_tool_schema(body, self.input_rows(parameters, headers))
 
     def path_placeholders(self) -> list[str]:
         """The endpoint's {placeholders}, or none when the endpoint is invalid."""
         try:
-            return validators.parse_endpoint(self.endpoint)
+            return list(_endpoint_placeholders(self.endpoint))
         except ValidationError:
             return []
 

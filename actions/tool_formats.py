@@ -6,9 +6,12 @@ the provider's request shape, so the runtime can pass the body through unchanged
 """
 
 import copy
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 FORMATS = ("openai", "anthropic", "gemini", "mcp")
 
@@ -159,14 +162,31 @@ def strictify(schema: dict[str, Any]) -> dict[str, Any] | None:
     counters = {"properties": 0}
     defs = schema.get("$defs") or {}
     try:
-        result = _strict_node(copy.deepcopy(schema), depth=1, counters=counters, defs=defs)
+        result = _strict_node(_copy(schema), depth=1, counters=counters, defs=defs)
         for name, definition in defs.items():
             result.setdefault("$defs", {})[name] = _strict_node(
-                copy.deepcopy(definition), depth=1, counters=counters, defs=defs
+                _copy(definition), depth=1, counters=counters, defs=defs
             )
     except _NotStrict:
         return None
     return result
+
+
+def _copy(schema: Any) -> Any:
+    """A deep copy of plain JSON data, several times faster than copy.deepcopy (it
+    matters when a cold tool list renders a thousand schemas)."""
+    try:
+        return orjson.loads(orjson.dumps(schema))
+    except TypeError:  # an integer past 64 bits, which orjson does not take
+        return copy.deepcopy(schema)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes: orjson, or the standard library for integers past 64 bits."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _NotStrict(Exception):

@@ -63,6 +63,8 @@ def recreate_database() -> None:
 
 def populate(n_actions: int, tag: str):
     """An organization with n actions (30% restricted to 1-2 of 50 segments)."""
+    from django.db import connection
+
     from actions.models import (
         Action,
         ActionHeader,
@@ -121,6 +123,8 @@ def populate(n_actions: int, tag: str):
     contact = Contact.objects.create(organization=org, external_id="cus_bench")
     contact.segments.set(segments[:3])
     Organization.bump_tools_version(org.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")  # as autovacuum would soon after such a bulk load
     _, key = OrganizationAPIKey.objects.create_key(organization=org, name="bench", scopes="tools")
     return org, key
 

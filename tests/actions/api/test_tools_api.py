@@ -385,3 +385,22 @@ def test_deleting_a_source_with_many_actions_renews_the_lists_once(client):
     assert len(bumps) == 1
     assert get_tools(client, key).headers["ETag"] != etag
     assert tool_names(get_tools(client, key)) == []
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic", "gemini", "mcp"])
+def test_a_schema_with_an_integer_past_64_bits_still_renders(client, fmt):
+    # JSON allows any integer; the fast JSON library does not, and must not cost a 500.
+    org = make_organization()
+    make_action(
+        org,
+        method="POST",
+        body_schema={
+            "type": "object",
+            "properties": {"amount": {"type": "integer", "maximum": 2**70}},
+        },
+    )
+
+    response = get_tools(client, make_key(org), format=fmt)
+
+    assert response.status_code == 200
+    assert str(2**70) in response.content.decode()
