@@ -141,8 +141,11 @@ class HasScope(BasePermission):
             # A method this endpoint does not have: let DRF answer 405 (with Allow),
             # not a 403 that sends the caller looking for a scope.
             return True
+        if request.method == "OPTIONS":
+            return True  # what the endpoint accepts, for any valid key; no data
         scopes = getattr(view, "required_scopes", {})
-        needed = scopes.get(request.method) or scopes.get("*")
+        method = "GET" if request.method == "HEAD" else request.method  # GET's headers only
+        needed = scopes.get(method) or scopes.get("*")
         if needed is None:
             return False  # a method no scope grants
         if needed not in key.scope_set:

@@ -252,3 +252,21 @@ def test_a_revocation_reaches_a_process_that_remembers_the_key(client, org):
 
     assert get_tools(client, f"Bearer {raw}").status_code == 401
     assert auth.verified_keys.get(digest) is None
+
+
+def test_head_needs_the_scope_get_needs_and_answers_like_get(client, org):
+    _, raw = make_key(org)
+    _, other = make_key(org, scopes="contacts:write")
+
+    head = client.head(TOOLS, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["ETag"] == get_tools(client, f"Bearer {raw}").headers["ETag"]
+    assert client.head(TOOLS, HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 403
+
+
+def test_options_describes_the_endpoint_to_any_valid_key_only(client, org):
+    _, raw = make_key(org, scopes="contacts:write")
+
+    assert client.options(TOOLS, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    assert client.options(TOOLS).status_code == 401
