@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export DJANGO_SETTINGS_MODULE := opencx.settings
 
-.PHONY: install run worker test lint format migrations-check bench-tools bench-import clean
+.PHONY: install run worker beat test lint format migrations-check bench-tools bench-import bench-invoke bench-ssrf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ run: install
 ## A Celery worker, for deployments with CELERY_BROKER_URL set.
 worker: install
 	$(BIN)/celery -A opencx worker --loglevel=INFO
+
+## Celery beat: sends the import sweeper every minute. Run exactly one per deployment.
+beat: install
+	$(BIN)/celery -A opencx beat --loglevel=INFO
 
 ## The whole test suite (SQLite unless DATABASE_URL is set; CI sets PostgreSQL and Redis).
 test: install

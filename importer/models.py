@@ -11,7 +11,8 @@ class SpecImport(models.Model):
 
     The document is kept with the job, so a worker on another machine can run it and
     the history says exactly what was imported. The job row, not the task queue, is
-    the source of truth: a redelivered task finds the job finished and does nothing.
+    the source of truth: a redelivered task finds the job finished and does nothing,
+    and a job the queue lost is sent again by importer.jobs.sweep_imports.
     """
 
     class Status(models.TextChoices):
@@ -64,6 +65,10 @@ class SpecImport(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When the job was last handed to the task queue: the sweeper sends an unfinished
+    # job again once this is old (importer.jobs.sweep_imports). None for a job run in
+    # the process that created it (the import_openapi command), which no worker takes.
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -71,7 +76,15 @@ class SpecImport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "-created_at"])]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            # What the sweeper scans every minute: the few unfinished jobs.
+            models.Index(
+                fields=["queued_at"],
+                condition=models.Q(status__in=["pending", "running"]),
+                name="importer_specimport_unfinished",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.filename} → {self.source} ({self.get_status_display()})"

@@ -1,18 +1,28 @@
 """Running an import job: load, validate, convert and sync its document.
 
 `run_import` does the work, for the Celery task and the command line alike (jobs are
-created by importer.jobs.submit_import). The job row is the source of truth: a
-redelivered task finds a finished job and does nothing, and a job that keeps dying
-is given up after MAX_ATTEMPTS.
+created by importer.jobs.submit_import). The job row is the source of truth, so the
+task can be delivered more than once (at least once: SECURITY.md §5):
+
+- a finished job is left as it is, and "finished" commits in the sync's transaction,
+  with the actions it describes: a worker dying after that commit leaves nothing to
+  redo, one dying before it leaves the previous actions and an unfinished job;
+- one process runs a job at a time (importer.jobs.runner_lock): a second delivery
+  while the first runs does nothing;
+- a job started MAX_ATTEMPTS times without finishing (its worker keeps dying) is
+  failed rather than started again (a poison pill).
 """
 
 import logging
 import time
 
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from importer.convert import convert_document
 from importer.drafts import FAILED_TO_PARSE_SPEC, ImportFailed, Problem
+from importer.jobs import GAVE_UP, MAX_ATTEMPTS, import_failed, runner_lock
 from importer.load import load_document
 from importer.models import SpecImport
 from importer.sync import sync_source
@@ -20,7 +30,6 @@ from importer.validate import validate_document
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 NO_OPERATIONS = Problem(
     code=FAILED_TO_PARSE_SPEC,
     message="The spec defines no operations (its paths are empty), so there is nothing to import",
@@ -33,19 +42,31 @@ RESULT_FIELDS = (
     "operations_done", "operations_total",
 )  # fmt: skip
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
+CLAIM_FIELDS = ["status", "attempts", "started_at", "finished_at"]
 
 
 def run_import(job: SpecImport) -> SpecImport:
-    """Run a pending (or interrupted) job to its end; a finished job is left as it is."""
-    claimed = SpecImport.objects.filter(pk=job.pk).exclude(status__in=SpecImport.TERMINAL)
-    if not claimed.update(status=SpecImport.Status.RUNNING, started_at=timezone.now()):
-        job.refresh_from_db()
-        return job
-    job.refresh_from_db()
-    job.attempts += 1
-    SpecImport.objects.filter(pk=job.pk).update(attempts=job.attempts)
-    if job.attempts > MAX_ATTEMPTS:
-        return _finish(job, failed=[_crash_problem(f"gave up after {MAX_ATTEMPTS} attempts")])
+    """Run a pending (or interrupted) job to its end; a finished job is left as it is,
+    and so is one another process is running."""
+    with runner_lock(job.pk) as mine:
+        if not mine:
+            logger.info("Import %s is being run by another worker; not running it twice", job.pk)
+            job.refresh_from_db(fields=CLAIM_FIELDS)
+            return job
+        return _run(job)
+
+
+def _run(job: SpecImport) -> SpecImport:
+    unfinished = SpecImport.objects.filter(pk=job.pk).exclude(status__in=SpecImport.TERMINAL)
+    claimed = unfinished.filter(attempts__lt=MAX_ATTEMPTS).update(
+        status=SpecImport.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    job.refresh_from_db(fields=CLAIM_FIELDS)
+    if not claimed:
+        if job.is_finished:
+            return job  # a redelivery of a finished job
+        logger.error("Import %s was started %s times without finishing", job.pk, job.attempts)
+        return _finish(job, failed=[import_failed(GAVE_UP)])
     try:
         document = load_document(bytes(job.document), job.filename)
         version = validate_document(document)
@@ -58,15 +79,21 @@ def run_import(job: SpecImport) -> SpecImport:
             raise ImportFailed([NO_OPERATIONS])
         if conversion.problems and not job.skip_invalid:
             raise ImportFailed(conversion.problems)
-        result = sync_source(job.organization, job.source, conversion.drafts, dry_run=job.dry_run)
+        with transaction.atomic():
+            result = sync_source(
+                job.organization, job.source, conversion.drafts, dry_run=job.dry_run
+            )
+            job.created, job.updated, job.removed, job.unchanged = result.counts().values()
+            job.diff = result.diff()
+            return _finish(job, skipped=conversion.problems)
     except ImportFailed as failure:
         return _finish(job, failed=failure.problems)
     except Exception:
         logger.exception("Import %s crashed", job.pk)
-        return _finish(job, failed=[_crash_problem("an unexpected error; it has been logged")])
-    job.created, job.updated, job.removed, job.unchanged = result.counts().values()
-    job.diff = result.diff()
-    return _finish(job, skipped=conversion.problems)
+        return _finish(
+            job,
+            failed=[import_failed("The import stopped on an unexpected error; it has been logged")],
+        )
 
 
 def _finish(job, *, failed=None, skipped=None) -> SpecImport:
@@ -76,14 +103,6 @@ def _finish(job, *, failed=None, skipped=None) -> SpecImport:
     # Never rewrite the stored document: it can be tens of megabytes.
     job.save(update_fields=[*RESULT_FIELDS, "updated_at"])
     return job
-
-
-def _crash_problem(why: str) -> Problem:
-    return Problem(
-        code="import_failed",
-        message=f"The import stopped on {why}",
-        fix="Try again; if it fails again, contact your administrator.",
-    )
 
 
 def _progress_writer(job: SpecImport):

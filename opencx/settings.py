@@ -215,8 +215,21 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this; it must exceed the longest
-# import (importer.tasks.IMPORT_TIME_LIMIT), or a slow import would run twice.
+# import (importer.jobs.IMPORT_HARD_TIME_LIMIT), or a slow import would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# An import the queue lost (the broker was down when it was submitted, or its worker
+# died and nothing redelivered it) is sent again once it has waited this long, by
+# importer.jobs.sweep_imports: `celery beat` sends it every minute.
+IMPORT_REQUEUE_AFTER_SECONDS = env_int("IMPORT_REQUEUE_AFTER_SECONDS", default=10 * 60)
+if IMPORT_REQUEUE_AFTER_SECONDS < 1:
+    raise ImproperlyConfigured("IMPORT_REQUEUE_AFTER_SECONDS must be at least 1.")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-imports": {
+        "task": "importer.tasks.sweep_imports_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},  # a tick no worker took in time is not worth running
+    },
+}
 
 # Caches: Redis in production (shared by every worker: tool lists, rate limits);
 # in-process memory when unset.

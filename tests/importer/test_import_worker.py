@@ -81,13 +81,18 @@ def require_postgres_and_redis() -> None:
     require_redis()
 
 
-@pytest.fixture
-def queue(monkeypatch):
-    """A queue of this test's own, which run_import_task is sent to."""
+def own_queue(monkeypatch) -> str:
+    """Send import tasks to a queue of this test's own, and name it."""
     name = f"tests-import-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     task = app.tasks[run_import_task.name]
     monkeypatch.setattr(task, "_exec_options", {**task._get_exec_options(), "queue": name})
     return name
+
+
+@pytest.fixture
+def queue(monkeypatch):
+    """A queue of this test's own, which run_import_task is sent to."""
+    return own_queue(monkeypatch)
 
 
 def wait_for(condition, what: str, timeout: float = DEADLINE, log: Path | None = None):
@@ -159,7 +164,7 @@ def worker_database_url() -> str:
 class CrashWorker:
     """`celery worker` in a subprocess (see crash_worker.py), in its own process group."""
 
-    def __init__(self, queue: str, control: Path, checkpoint: str, visibility_timeout=""):
+    def __init__(self, queue: str, control: Path, visibility_timeout=""):
         self.log = control / f"worker-{len(list(control.glob('worker-*.log')))}.log"
         env = {
             **os.environ,
@@ -167,7 +172,7 @@ class CrashWorker:
             "DJANGO_SETTINGS_MODULE": "opencx.settings",
         }
         args = [sys.executable, "-m", "tests.importer.crash_worker", queue, str(control)]
-        args += [checkpoint, str(visibility_timeout)]
+        args += [str(visibility_timeout)]
         with self.log.open("w") as log:
             self.process = subprocess.Popen(
                 args,
@@ -191,6 +196,26 @@ class CrashWorker:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def arm(control: Path, checkpoint: str) -> None:
+    """Make the worker's next delivery stop at `checkpoint` (see crash_worker.py)."""
+    (control / "arm.tmp").write_text(checkpoint)
+    (control / "arm.tmp").rename(control / "arm")
+
+
+def lines(control: Path, name: str) -> list[list[str]]:
+    """The records the worker appended to CONTROL/name, split into words."""
+    path = control / name
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for_pause(control: Path, log: Path) -> tuple[int, str]:
+    """The pid of the child stopped at its checkpoint, and the checkpoint."""
+    paused = control / "paused"
+    text = wait_for(lambda: paused.exists() and paused.read_text(), "the checkpoint", log=log)
+    pid, checkpoint = text.split()
+    return int(pid), checkpoint
 
 
 def gone(pid: int) -> bool:
@@ -295,20 +320,16 @@ def test_a_worker_killed_mid_sync_leaves_the_old_actions_and_the_redelivered_job
     hand_before = Action.objects.filter(pk=hand_authored.pk).values().get()
     control = tmp_path / "control"
     control.mkdir()
-    workers = [CrashWorker(queue, control, "mid-sync")]
+    workers = [CrashWorker(queue, control)]
     try:
+        arm(control, "mid-bulk-create")
         job = submit_v2(source)
-        pid = int(
-            wait_for(
-                lambda: (control / "paused").exists() and (control / "paused").read_text(),
-                "the import to reach the middle of its sync",
-                log=workers[0].log,
-            )
-        )
+        pid, _ = wait_for_pause(control, workers[0].log)
         assert pid != workers[0].process.pid  # a pool child, not the worker itself
         assert snapshot(source) == v1  # nothing of the new set shows
         assert open_write_transactions() == 1  # yet sync's writes are in, uncommitted
 
+        (control / "gate").touch()  # the redelivery waits until we have looked
         if kill == "pool child":
             os.kill(pid, signal.SIGKILL)
         else:
@@ -321,12 +342,14 @@ def test_a_worker_killed_mid_sync_leaves_the_old_actions_and_the_redelivered_job
         assert (job.status, job.attempts) == ("running", 1)
 
         if kill == "whole worker":
-            assert not (control / "redelivered").exists()
-            workers.append(CrashWorker(queue, control, "mid-sync", visibility_timeout=1))
+            assert len(lines(control, "started")) == 1
+            workers.append(CrashWorker(queue, control, visibility_timeout=1))
         wait_for(
-            lambda: (control / "redelivered").exists(), "the task's redelivery", log=workers[-1].log
+            lambda: len(lines(control, "started")) == 2,
+            "the task's redelivery",
+            log=workers[-1].log,
         )
-        (control / "resume").touch()
+        (control / "gate").unlink()
         wait_for(
             lambda: SpecImport.objects.get(pk=job.pk).is_finished,
             "the redelivered import to finish",
@@ -341,7 +364,7 @@ def test_a_worker_killed_mid_sync_leaves_the_old_actions_and_the_redelivered_job
     assert job.attempts == 2
     assert (job.created, job.updated, job.removed, job.unchanged) == (1, 1, 1, 18)
     assert_v2_imported(source, v1, hand_authored, hand_before)
-    assert len((control / "redelivered").read_text().split()) == 1  # delivered twice in all
+    assert len(lines(control, "started")) == 2  # delivered twice in all
 
 
 def test_a_worker_killed_after_the_commit_does_not_import_twice(imported_v1, queue, tmp_path):
@@ -353,33 +376,26 @@ def test_a_worker_killed_after_the_commit_does_not_import_twice(imported_v1, que
     hand_before = Action.objects.filter(pk=hand_authored.pk).values().get()
     control = tmp_path / "control"
     control.mkdir()
-    worker = CrashWorker(queue, control, "after-commit")
+    worker = CrashWorker(queue, control)
     try:
+        arm(control, "post-commit")
         job = submit_v2(source)
-        pid = int(
-            wait_for(
-                lambda: (control / "paused").exists() and (control / "paused").read_text(),
-                "the import to commit",
-                log=worker.log,
-            )
-        )
+        pid, _ = wait_for_pause(control, worker.log)
         job.refresh_from_db()
+        # The job's success committed with the actions it describes.
         assert (job.status, job.attempts) == ("succeeded", 1)
         committed = snapshot(source)
         assert committed != v1
         finished_at = job.finished_at
 
         os.kill(pid, signal.SIGKILL)
-        wait_for(
-            lambda: (control / "redelivered").exists(), "the task's redelivery", log=worker.log
-        )
-        (control / "resume").touch()
-        wait_for(lambda: (control / "ran").exists(), "the redelivered task to end", log=worker.log)
+        wait_for(lambda: lines(control, "ran"), "the redelivered task to end", log=worker.log)
     finally:
         worker.stop()
 
-    assert (control / "ran").read_text().split()[1] == "succeeded"
-    job.refresh_from_db()
+    assert len(lines(control, "started")) == 2  # it was delivered again...
+    assert [status for _, _, status in lines(control, "ran")] == ["succeeded"]
+    job.refresh_from_db()  # ...and did nothing
     assert (job.status, job.attempts, job.finished_at) == ("succeeded", 1, finished_at)
     assert snapshot(source) == committed
     assert_v2_imported(source, v1, hand_authored, hand_before)
