@@ -63,5 +63,15 @@ bench-tools: install
 bench-import: install
 	$(BIN)/python bench/import_spec.py
 
+## Invoke overhead: p50/p99 through our API (gunicorn, PostgreSQL, Redis) vs calling the
+## same loopback HTTPS upstream directly, in the same run; goal <= 5 ms added at p50.
+bench-invoke: install
+	$(BIN)/python bench/invoke.py
+
+## SSRF guard: every URL spelling and reserved range refused, 0 connections opened
+## (listening sockets and a connect() counter as witnesses); exits 1 otherwise.
+bench-ssrf: install
+	$(BIN)/python bench/ssrf.py
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
