@@ -1,27 +1,47 @@
 """Execution in the dashboard: global variables (write-only secrets bound to hosts),
-the execution log, and the form submissions (the customers' consent records).
+the execution log, the form submissions (the customers' consent records), and the
+Test button's calls.
 
-The log and the submissions are records of what happened: read-only. Each action's
-page shows its success rate and latency through the `action_performance` template tag
-(execution/templatetags/execution_dashboard.py), so `actions` never imports us.
+The log, the submissions and the test calls are records of what happened: read-only.
+Each action's page shows its success rate and latency, and its Test panel, through
+template tags (execution/templatetags/execution_dashboard.py), so `actions` never
+imports us; the panel posts to TestCallAdmin's `send` URL, and its result polls
+TestCallAdmin's `result` URL.
 """
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from actions.admin import OrganizationScopedAdmin, ScopedRelatedFilter
-from actions.forms import OrganizationScopedForm
+from actions.forms import OrganizationScopedForm, PrettyJSONField
 from actions.models import Action, Channel
-from execution.models import Execution, FormSubmission, GlobalVariable
+from execution.models import Execution, FormSubmission, GlobalVariable, TestCall
+from execution.testcall import (
+    arguments_problems,
+    changes_data,
+    context_rows,
+    endpoint_host,
+    placeholder_values,
+    request_test_call,
+    sample_arguments,
+    sent_variables,
+    shown_status,
+    waiting_long,
+)
 
 
 class GlobalVariableForm(OrganizationScopedForm):
@@ -327,3 +347,205 @@ class FormSubmissionAdmin(RecordAdmin):
             reverse("admin:execution_execution_change", args=[submission.execution_id]),
             submission.execution_id,
         )
+
+
+# --- The Test button ------------------------------------------------------------------
+
+
+class TestCallForm(forms.Form):
+    """The Test panel's form: the sample arguments, and for a call that changes data,
+    the admin's explicit confirmation."""
+
+    prefix = "test"  # the panel sits on the action's page, next to its own fields
+
+    arguments = PrettyJSONField(
+        label="Sample arguments",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField code-input"}),
+        help_text="What the AI would fill in, prefilled from the tool schema. Edit before "
+        "sending; they are checked against the schema as the AI's are.",
+    )
+    confirm = forms.BooleanField(required=True)
+
+    def __init__(self, action: Action, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.action = action
+        if changes_data(action):
+            method, confirm = action.method, self.fields["confirm"]
+            confirm.label = (
+                f"I understand this {method} really changes data at {endpoint_host(action)}"
+            )
+            confirm.error_messages["required"] = (
+                f"Tick the box to send it: a {method} test call is a real call."
+            )
+        else:
+            del self.fields["confirm"]
+
+    def clean_arguments(self):
+        arguments = self.cleaned_data["arguments"]
+        if arguments is None:
+            arguments = {}
+        problems = arguments_problems(self.action, arguments)
+        if problems:
+            raise forms.ValidationError(problems)
+        return arguments
+
+
+def test_call_url(test_call: TestCall) -> str:
+    """Where a test call is shown: its action's page, at the Test panel."""
+    change = reverse("admin:actions_action_change", args=[test_call.action_id])
+    return f"{change}?test={test_call.pk}#test-action"
+
+
+def test_panel_context(
+    action: Action, *, form: TestCallForm | None = None, test_call: TestCall | None = None
+) -> dict[str, Any]:
+    """The Test panel (admin/execution/test_action.html): the form, what the call is
+    sent with (placeholder context, the names of the global variables, never their
+    values), and the result of `test_call` if one is shown."""
+    if form is None:
+        if test_call is not None:
+            arguments = test_call.arguments  # testing again starts from the last sample
+        else:
+            arguments = sample_arguments(action.tool_schema().schema)
+        form = TestCallForm(action, initial={"arguments": arguments})
+    return {
+        "action": action,
+        "form": form,
+        "send_url": reverse("admin:execution_testcall_send", args=[action.pk]),
+        "history_url": reverse("admin:execution_testcall_changelist")
+        + "?"
+        + urlencode({"action": action.pk}),
+        "changes_data": changes_data(action),
+        "host": endpoint_host(action),
+        "context_rows": context_rows(placeholder_values(action)),
+        "variables": sent_variables(action),
+        "result": test_result_context(test_call) if test_call is not None else None,
+    }
+
+
+def test_result_context(test_call: TestCall) -> dict[str, Any]:
+    """A test call's result (admin/execution/test_call_result.html), as it stands."""
+    status = shown_status(test_call)
+    execution = test_call.execution
+    context = {
+        "test_call": test_call,
+        "status": status,
+        "status_label": TestCall.Status(status).label,
+        "finished": status in TestCall.FINISHED,
+        "waiting_long": waiting_long(test_call),
+        "result_url": reverse("admin:execution_testcall_result", args=[test_call.pk]),
+        "execution": execution,
+        "arguments_shown": json.dumps(test_call.arguments, indent=2, ensure_ascii=False),
+        "context_rows": context_rows(test_call.context),
+    }
+    if execution is not None:
+        context |= {
+            "log_url": reverse("admin:execution_execution_change", args=[execution.pk]),
+            "request_shown": json.dumps(execution.request, indent=2, ensure_ascii=False),
+            "response_headers": sorted(execution.response_headers.items()),
+            "response_body": readable_body(execution),
+        }
+    return context
+
+
+def readable_body(execution: Execution) -> str:
+    """The logged response body (masked, cut), indented when it is whole JSON."""
+    try:
+        parsed = json.loads(execution.response_body)
+    except ValueError:
+        return execution.response_body
+    if not isinstance(parsed, dict | list):
+        return execution.response_body
+    return json.dumps(parsed, indent=2, ensure_ascii=False)
+
+
+class TestCallActionFilter(ExecutionActionFilter):
+    """The test calls of one action (the action's Test panel links here)."""
+
+
+@admin.register(TestCall)
+class TestCallAdmin(RecordAdmin):
+    """The Test button's calls: who tested which action, when, and how it went. Reached
+    from an action's Test panel, not the sidebar; the calls themselves are in the
+    execution log. A test call opens on its action's page, where its result is shown."""
+
+    list_display = ["created_at", "action_link", "method", "requested_by", "result"]
+    list_filter = [TestCallActionFilter, "status"]
+    search_fields = ["action__name", "action__tool_name"]
+    list_select_related = ["action", "execution", "requested_by", "organization"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_module_permission(self, request):
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("send/<int:action_pk>/", view(self.send_view), name="execution_testcall_send"),
+            path("<int:pk>/result/", view(self.result_view), name="execution_testcall_result"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return redirect(test_call_url(self.get_object(request, object_id)))
+
+    def send_view(self, request, action_pk: int):
+        """The Test panel's POST: record the test call and show it on the action's page
+        (an invalid sample is shown again, with its errors, on a page of its own)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        action = Action.objects.for_user(request.user).filter(pk=action_pk).first()
+        if action is None:
+            raise Http404
+        if not self.admin_site.get_model_admin(Action).has_change_permission(request, action):
+            raise PermissionDenied
+        form = TestCallForm(action, request.POST)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Test {action}",
+                **test_panel_context(action, form=form),
+            }
+            return TemplateResponse(request, "admin/execution/testcall/send.html", context)
+        test_call = request_test_call(
+            action, user=request.user, arguments=form.cleaned_data["arguments"]
+        )
+        return redirect(test_call_url(test_call))
+
+    def result_view(self, request, pk: int):
+        """The result, as the panel polls it: an HTML fragment rendered here, so the
+        page's script inserts markup that is already escaped."""
+        test_call = (
+            TestCall.objects.for_user(request.user)
+            .select_related("execution")
+            .filter(pk=pk)
+            .first()
+        )
+        if test_call is None:
+            raise Http404
+        return TemplateResponse(
+            request,
+            "admin/execution/test_call_result.html",
+            {"result": test_result_context(test_call)},
+        )
+
+    @admin.display(description="action", ordering="action__name")
+    def action_link(self, test_call: TestCall):
+        return format_html('<a href="{}">{}</a>', test_call_url(test_call), test_call.action.name)
+
+    @admin.display(description="method", ordering="action__method")
+    def method(self, test_call: TestCall) -> str:
+        return test_call.action.method
+
+    @admin.display(description="result", ordering="status")
+    def result(self, test_call: TestCall) -> str:
+        status = shown_status(test_call)
+        execution = test_call.execution
+        if status == TestCall.Status.DONE:
+            verdict = "Pass" if test_call.passed else "Fail"
+            return f"{verdict}: {execution.status_code}"
+        if status == TestCall.Status.FAILED and execution is not None:
+            return f"Not completed: {execution.cause}"
+        return TestCall.Status(status).label

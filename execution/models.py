@@ -1,9 +1,10 @@
 """What execution keeps: the organizations' secrets (global variables), the execution
-log, and the calls paused on a form the customer must submit."""
+log, the calls paused on a form the customer must submit, and the Test button's calls."""
 
 import re
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -229,3 +230,69 @@ class FormSubmission(OrganizationOwned):
 
     def __str__(self) -> str:
         return f"{self.tool_name} form ({self.get_status_display()})"
+
+
+class TestCall(OrganizationOwned):
+    """One press of an action's Test button: a real call with sample values.
+
+    The admin's sample arguments and the placeholder context (by magic field, e.g.
+    ``{"contact.email": "test@example.com"}``) are recorded when the button is pressed;
+    a worker claims the row (pending -> running) and makes the call through the same
+    run as the AI's, whose Execution row (``is_test``) keeps the masked request and
+    the response. A row found running by a second delivery becomes outcome_unknown
+    and is never sent again (see execution/testcall.py).
+    """
+
+    __test__ = False  # its name starts with "Test"; pytest must not collect it
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        RUNNING = "running", "Sending"
+        DONE = "done", "Answered"
+        FAILED = "failed", "Not completed"
+        OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
+
+    FINISHED = frozenset({Status.DONE, Status.FAILED, Status.OUTCOME_UNKNOWN})
+
+    action = models.ForeignKey(
+        "actions.Action", on_delete=models.CASCADE, related_name="test_calls"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    arguments = models.JSONField(
+        default=dict, blank=True, help_text="The sample arguments, as the admin sent them."
+    )
+    context = models.JSONField(
+        default=dict, blank=True, help_text="The placeholder context values, by magic field."
+    )
+    execution = models.OneToOneField(
+        Execution, on_delete=models.SET_NULL, null=True, blank=True, related_name="test_call",
+        help_text="The call in the execution log (a test call): request and response.",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["pending", "running", "done", "failed", "outcome_unknown"]
+                ),
+                name="execution_testcall_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Test of {self.action} ({self.get_status_display()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def passed(self) -> bool:
+        """A 2xx answer."""
+        return self.execution is not None and self.execution.outcome == Execution.Outcome.SUCCEEDED
