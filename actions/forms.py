@@ -106,7 +106,8 @@ class ActionForm(OrganizationScopedForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 12, "class": "vLargeTextField code-input"}),
         help_text="JSON Schema (Draft 2020-12) of the request body, with an object at its "
-        "root. Only for POST, PUT and PATCH.",
+        "root. Only for POST, PUT and PATCH. For raw bytes, leave it empty: the AI then "
+        "sends the file base64-encoded.",
     )
     body_sample = forms.CharField(
         label="Infer from sample JSON",

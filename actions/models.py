@@ -313,6 +313,9 @@ class Action(OrganizationOwned):
         JSON = "json", "JSON"
         MULTIPART = "multipart", "Multipart form data"
         FORM = "form", "URL-encoded form"
+        # The bytes themselves (a file upload as application/octet-stream): the AI
+        # sends them base64-encoded as `body`; see validators.binary_body_schema.
+        BINARY = "binary", "Raw bytes (a file)"
 
     METHODS_WITH_BODY = frozenset({Method.POST, Method.PUT, Method.PATCH})
 
@@ -482,6 +485,12 @@ class Action(OrganizationOwned):
                 validators.parse_endpoint(self.endpoint)
             except ValidationError as error:
                 errors.setdefault("endpoint", []).extend(error.error_list)
+        if (
+            self.body_format == self.BodyFormat.BINARY
+            and self.body_schema in (None, {})
+            and self.accepts_body
+        ):
+            self.body_schema = validators.binary_body_schema()
         if self.body_schema not in (None, {}):
             if not self.accepts_body:
                 errors.setdefault("body_schema", []).append(
@@ -498,9 +507,13 @@ class Action(OrganizationOwned):
                     # (carried whole as `body`), and nested multipart parts (sent as
                     # JSON). Hand-authored bodies keep the simpler, stricter shape.
                     imported = self.source_id is not None
-                    validators.validate_body_schema(self.body_schema, object_root=not imported)
+                    if self.body_format == self.BodyFormat.BINARY:
+                        validators.validate_binary_body(self.body_schema)
+                    else:
+                        validators.validate_body_schema(self.body_schema, object_root=not imported)
                     validators.validate_storable_json(self.body_schema)
-                    if self.body_format != self.BodyFormat.JSON and not imported:
+                    forms = (self.BodyFormat.MULTIPART, self.BodyFormat.FORM)
+                    if self.body_format in forms and not imported:
                         validators.validate_multipart_body(self.body_schema)
                 except ValidationError as error:
                     errors.setdefault("body_schema", []).extend(error.error_list)

@@ -80,7 +80,8 @@ def build_tool_schema(body_schema: dict[str, Any] | None, rows: list[InputRow]) 
                 arguments[name] = Argument("body", name)
             required.extend(n for n in body.get("required", []) if n in properties)
         else:
-            # A body that is not a plain object (a list, a oneOf...) travels whole.
+            # A body that is not a plain object (a list, a oneOf, raw bytes as a base64
+            # string) travels whole.
             properties["body"] = body
             arguments["body"] = Argument("body", "")
             required.append("body")

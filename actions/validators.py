@@ -100,13 +100,17 @@ def derive_tool_name(name: str) -> str:
 
 
 def parse_endpoint(url: str) -> list[str]:
-    """Check an endpoint URL template and return its path placeholders in order.
+    """Check an endpoint URL template and return its path placeholders in order,
+    each once.
 
     Only an absolute https:// URL is accepted; placeholders may appear in the path
-    alone, so the scheme, host and port are fixed when the action is saved.
+    alone, so the scheme, host and port are fixed when the action is saved. A
+    placeholder may appear more than once: it is one value, sent in each place.
 
     >>> parse_endpoint("https://api.example.com/orders/{order_id}/items/{item_id}")
     ['order_id', 'item_id']
+    >>> parse_endpoint("https://api.example.com/anything/{id}/{action}/{id}")
+    ['id', 'action']
     """
     if url != url.strip():
         raise ValidationError(
@@ -194,14 +198,7 @@ def parse_endpoint(url: str) -> list[str]:
                 code="endpoint_placeholder_name",
                 params={"name": name},
             )
-    duplicates = sorted({n for n in placeholders if placeholders.count(n) > 1})
-    if duplicates:
-        raise ValidationError(
-            "The path parameter {%(name)s} appears more than once; give each one its own name.",
-            code="endpoint_placeholder_duplicate",
-            params={"name": duplicates[0]},
-        )
-    return placeholders
+    return list(dict.fromkeys(placeholders))
 
 
 def _is_ipv6_literal(host: str) -> bool:
@@ -519,6 +516,57 @@ def validate_query_key(value: str) -> None:
             code="invalid_query_key",
             params={"value": value},
         )
+
+
+BINARY_MEDIA_TYPE = "application/octet-stream"
+# type/subtype, RFC 9110 tokens, no wildcard and no parameters: what a Content-Type is.
+_MEDIA_TYPE_RE = re.compile(r"^[!#$%&'+\-.^_`|~0-9A-Za-z]+/[!#$%&'+\-.^_`|~0-9A-Za-z]+\Z")
+
+
+def binary_body_schema(media_type: str = BINARY_MEDIA_TYPE, description: str = "") -> dict:
+    """The body schema of a raw body (body format "binary"): the AI sends the bytes as
+    base64 text in the `body` argument; the call decodes them and sends them with
+    `contentMediaType` as the Content-Type.
+
+    >>> binary_body_schema("image/png")["contentMediaType"]
+    'image/png'
+    """
+    text = "The request body: the raw bytes, base64-encoded."
+    return {
+        "type": "string",
+        "contentEncoding": "base64",
+        "contentMediaType": media_type,
+        "description": f"{description.strip()} ({text})" if description.strip() else text,
+    }
+
+
+def validate_binary_body(schema: object) -> None:
+    """A raw body's schema: a base64 string, with the media type it is sent as."""
+    if not (
+        isinstance(schema, dict)
+        and schema.get("type") == "string"
+        and schema.get("contentEncoding") == "base64"
+    ):
+        raise ValidationError(
+            'A raw body\'s schema is a base64 string: {"type": "string", '
+            '"contentEncoding": "base64", "contentMediaType": "application/octet-stream"}. '
+            "Leave the body schema empty to get this one.",
+            code="binary_body_schema",
+        )
+    media_type = schema.get("contentMediaType", BINARY_MEDIA_TYPE)
+    if not (isinstance(media_type, str) and _MEDIA_TYPE_RE.match(media_type)):
+        raise ValidationError(
+            "“%(value)s” is not a media type a raw body can be sent as: write one such "
+            "as application/octet-stream or image/png (no wildcard, no parameters).",
+            code="binary_body_media_type",
+            params={"value": media_type},
+        )
+    validate_json_schema(
+        schema,
+        subject="The body schema",
+        code_prefix="body_schema",
+        hint="Leave the body schema empty to get the standard one.",
+    )
 
 
 MULTIPART_SCALAR_TYPES = frozenset({"string", "number", "integer", "boolean"})

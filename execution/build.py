@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator
 
 from actions.context import ATTRIBUTE_PREFIX
 from actions.models import Action, ValueKind
-from actions.validators import GLOBAL_REF_RE
+from actions.validators import BINARY_MEDIA_TYPE, GLOBAL_REF_RE
 from execution.http import OutboundRequest
 from execution.models import GlobalVariable
 
@@ -149,12 +149,18 @@ def build_request(
     body = by_location["body"]
     if "" in body:  # a non-object body travels whole as the `body` argument
         body = body[""]
+    sent = _body(action, body, tool.schema)
+    if "content" in sent and not any(key.lower() == "content-type" for key in headers):
+        # A raw body is sent as the media type its schema names, unless a header
+        # row (or the runtime) says otherwise.
+        media_type = (action.body_schema or {}).get("contentMediaType")
+        headers["Content-Type"] = media_type if isinstance(media_type, str) else BINARY_MEDIA_TYPE
     request = OutboundRequest(
         method=action.method,
         url=url,
         headers=headers,
         params=tuple(query),
-        **_body(action, body, tool.schema),
+        **sent,
     )
     return Built(request=request, arguments=arguments, secrets=[s for s in secrets if s])
 
@@ -208,6 +214,11 @@ def _fill_path(endpoint: str, values: dict[str, Any]) -> str:
 
     >>> _fill_path("https://api.example.com/u/{id}/x", {"id": "a/b c"})
     'https://api.example.com/u/a%2Fb%20c/x'
+
+    A placeholder used twice is one value, sent in both places:
+
+    >>> _fill_path("https://api.example.com/a/{id}/{action}/{id}", {"id": 7, "action": "get"})
+    'https://api.example.com/a/7/get/7'
     """
     authority, slash, path = endpoint.partition("://")[2].partition("/")
     prefix = endpoint[: endpoint.index("://") + 3] + authority
@@ -276,6 +287,8 @@ def _body(action: Action, body: Any, schema: dict[str, Any]) -> dict[str, Any]:
         return {}
     if action.body_format == Action.BodyFormat.JSON:
         return {"json": body}
+    if action.body_format == Action.BodyFormat.BINARY:
+        return {"content": _decode_base64("body", body)}
     if not isinstance(body, dict):
         raise ArgumentsInvalid(["body: a form body is a set of named fields (an object)."])
     properties = (action.body_schema or {}).get("properties", {})

@@ -131,8 +131,10 @@ class OutboundRequest:
 
     ``json`` is the JSON body (None: no JSON body), ``form`` an
     application/x-www-form-urlencoded body, ``multipart`` a multipart/form-data body as
-    ``[(name, "value"), (name, (filename, b"bytes", "content/type"))]``; at most one of
-    the three. ``params`` are appended to the URL's query, encoded by requests.
+    ``[(name, "value"), (name, (filename, b"bytes", "content/type"))]``, ``content`` a
+    raw body sent as it is (its Content-Type header is the caller's, else
+    application/octet-stream); at most one of the four. ``params`` are appended to the
+    URL's query, encoded by requests.
     """
 
     method: str
@@ -142,6 +144,7 @@ class OutboundRequest:
     json: Any = None
     form: dict[str, str] | None = None
     multipart: list[tuple[str, str | tuple[str, bytes, str]]] | None = None
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -314,9 +317,16 @@ def _prepare(request: OutboundRequest, target: _Target) -> requests.PreparedRequ
     headers = {name: value for name, value in DEFAULT_HEADERS.items() if name.lower() not in given}
     headers.update(caller)
     headers["Host"] = target.host_header
-    bodies = [request.json is not None, request.form is not None, request.multipart is not None]
+    bodies = [
+        request.json is not None,
+        request.form is not None,
+        request.multipart is not None,
+        request.content is not None,
+    ]
     if sum(bodies) > 1:
-        raise OutboundError("invalid_request", "give at most one of json, form and multipart")
+        raise OutboundError(
+            "invalid_request", "give at most one of json, form, multipart and content"
+        )
     data: Any = None
     files: Any = None
     if request.json is not None:
@@ -332,6 +342,12 @@ def _prepare(request: OutboundRequest, target: _Target) -> requests.PreparedRequ
         if "content-type" in given:
             raise OutboundError("invalid_request", "Content-Type is set by multipart encoding")
         files = _check_multipart(request.multipart)
+    elif request.content is not None:
+        if not isinstance(request.content, bytes):
+            raise OutboundError("invalid_request", "content must be bytes")
+        data = request.content
+        if "content-type" not in given:
+            headers["Content-Type"] = "application/octet-stream"
     try:
         prepared = requests.Request(
             method,

@@ -212,6 +212,8 @@ def describe(request: http.OutboundRequest) -> dict[str, Any]:
             [name, value if isinstance(value, str) else f"<file {value[0]}, {len(value[1])} bytes>"]
             for name, value in request.multipart
         ]
+    if request.content is not None:
+        described["content"] = f"<{len(request.content)} bytes>"
     return described
 
 

@@ -300,4 +300,6 @@ def preview(request: OutboundRequest) -> dict[str, Any]:
             shown = value if isinstance(value, str) else f"<file {value[0]}, {len(value[1])} bytes>"
             parts.setdefault(name, []).append(shown)
         body = {name: shown[0] if len(shown) == 1 else shown for name, shown in parts.items()}
+    elif request.content is not None:
+        body = f"<file, {len(request.content)} bytes>"
     return {"method": request.method, "url": url, "body": body}

@@ -18,11 +18,22 @@ Decisions (each one covered by tests/importer/test_convert.py):
   servers can differ): an operation without one is a `cannot_determine_api_endpoint`
   problem, and when no operation has one the document fails with that code.
 - Body: JSON first (application/json, then any +json or /json type, then */*),
-  else multipart/form-data, else application/x-www-form-urlencoded (format "form").
-  A body in another type only (XML, text/plain, octet-stream, images) cannot be
-  sent by an action: when the body is required the operation is an
-  `invalid_tool_schema` problem; when it is optional the action is made without it.
-  The same holds for a body on GET or DELETE, which actions never send.
+  else multipart/form-data, else application/x-www-form-urlencoded (format "form"),
+  else application/octet-stream (format "binary": raw bytes, which the AI sends
+  base64-encoded as the `body` argument, whatever schema the spec gives them; see
+  actions.validators.binary_body_schema). A body in another type only (XML,
+  text/plain, images) cannot be sent by an action: when the body is required the
+  operation is an `invalid_tool_schema` problem; when it is optional the action is
+  made without it. The same holds for a body on GET, which actions never send.
+- A recursive input (Node.children -> Node) is expanded MAX_RECURSION_DEPTH levels
+  deep and imported with a `recursive_schema_cut` warning (Conversion.warnings);
+  one that no finite value fits (A requires B, B requires A) is an
+  `invalid_tool_schema` problem. See importer.normalize.
+- OpenAPI 3.2 is read as 3.1 plus: a media type object may be a $ref (to
+  components/mediaTypes); the QUERY method and `additionalOperations` (LINK,
+  PURGE...) are not action methods, so, like HEAD, they are neither converted nor
+  counted, and skipped_operations() lists them; an optional `in: querystring`
+  parameter is left out, a required one is an `invalid_tool_schema` problem.
 - Parameters: path-level ones, overridden by the operation's own of the same name
   and location. Path placeholders that are not identifiers (`{user-id}`) are renamed
   (`{user_id}`) in the endpoint and in the path row. Headers Accept, Content-Type
@@ -58,6 +69,7 @@ from importer.drafts import (
     FAILED_TO_PARSE_SPEC,
     INVALID_TOOL_SCHEMA,
     METHODS_WITH_BODY,
+    RECURSIVE_SCHEMA_CUT,
     Conversion,
     ImportFailed,
     OperationDraft,
@@ -73,6 +85,7 @@ from importer.naming import (
     unique_tool_names,
 )
 from importer.normalize import (
+    MAX_RECURSION_DEPTH,
     REF_ALONE,
     SchemaProblem,
     Schemas,
@@ -86,7 +99,7 @@ from importer.security import cookie_row, global_name, security_rows
 from importer.servers import OVERRIDE_FIX, NoBaseUrl, base_url, check_override
 
 ACTION_METHODS = ("get", "put", "post", "delete", "patch")
-SKIPPED_METHODS = ("head", "options", "trace")
+SKIPPED_METHODS = ("head", "options", "trace", "query")  # query: OpenAPI 3.2
 # OpenAPI: "If in is header and the name is Accept, Content-Type or Authorization,
 # the parameter definition SHALL be ignored."
 IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
@@ -98,9 +111,13 @@ ENDPOINT_MAX_LENGTH = 2048
 OPERATION_KEY_MAX_LENGTH = 600
 
 FIX_BODY = (
-    "Give the operation an application/json, multipart/form-data or "
-    "application/x-www-form-urlencoded request body, or import with “skip invalid” to "
-    "leave it out."
+    "Give the operation an application/json, multipart/form-data, "
+    "application/x-www-form-urlencoded or application/octet-stream request body, or "
+    "import with “skip invalid” to leave it out."
+)
+BODY_TYPES = (
+    "an action sends JSON, multipart/form-data, application/x-www-form-urlencoded or "
+    "raw bytes (application/octet-stream)"
 )
 FIX_BODY_METHOD = (
     "Actions send a body with POST, PUT and PATCH only: make the body optional, or "
@@ -111,6 +128,11 @@ FIX_RULES = (
     "with “skip invalid” to leave it out."
 )
 EMPTY_BODY_SCHEMA = {"description": "The request body, any JSON value."}
+FIX_RECURSION_CUT = (
+    f"Nothing to do if {MAX_RECURSION_DEPTH} levels are enough for what the AI sends. "
+    "Otherwise describe the deeper levels in the spec without a $ref back to the "
+    "recursive schema."
+)
 
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 _NOT_IDENTIFIER_RE = re.compile(r"[^A-Za-z0-9_]+")
@@ -160,8 +182,11 @@ class Operation:
         return f"{self.key} ({self.operation_id})" if self.operation_id else self.key
 
 
-def operations(document: Document, methods: tuple[str, ...] = ACTION_METHODS) -> list[Operation]:
-    """The operations of a document, in document order.
+def operations(
+    document: Document, methods: tuple[str, ...] = ACTION_METHODS, *, additional: bool = False
+) -> list[Operation]:
+    """The operations of a document, in document order; with `additional`, also those
+    under a path item's `additionalOperations` (OpenAPI 3.2: LINK, PURGE...).
 
     >>> doc = {"paths": {"/pets": {"get": {}, "head": {}, "post": {"operationId": "addPet"}}}}
     >>> [op.label for op in operations(Document(doc))]
@@ -184,9 +209,18 @@ def operations(document: Document, methods: tuple[str, ...] = ACTION_METHODS) ->
             continue
         if not isinstance(item, dict):
             continue
-        for method, operation in item.items():
-            if method in methods and isinstance(operation, dict):
-                at = f"{path_at}/{method}"
+        listed = [
+            (method, f"{path_at}/{method}", op) for method, op in item.items() if method in methods
+        ]
+        extra = item.get("additionalOperations")
+        if additional and isinstance(extra, dict):
+            listed += [
+                (method, f"{path_at}/additionalOperations/{escape_token(method)}", op)
+                for method, op in extra.items()
+                if isinstance(method, str)
+            ]
+        for method, at, operation in listed:
+            if isinstance(operation, dict):
                 unresolved = ""
                 if "$ref" in operation:  # not OpenAPI, but split specs do it
                     try:
@@ -208,10 +242,12 @@ def skipped_operations(doc: dict) -> list[str]:
 
     >>> skipped_operations({"paths": {"/pets": {"get": {}, "head": {"operationId": "peek"}}}})
     ['HEAD /pets (peek): HEAD is not an action method (GET, POST, PUT, PATCH, DELETE)']
+    >>> skipped_operations({"paths": {"/pets": {"additionalOperations": {"LINK": {}}}}})
+    ['LINK /pets: LINK is not an action method (GET, POST, PUT, PATCH, DELETE)']
     """
     return [
         f"{op.label}: {op.method} is not an action method (GET, POST, PUT, PATCH, DELETE)"
-        for op in operations(Document(doc), SKIPPED_METHODS)
+        for op in operations(Document(doc), SKIPPED_METHODS, additional=True)
     ]
 
 
@@ -222,7 +258,8 @@ def convert_document(
     base_url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Conversion:
-    """Convert a decoded, validated OpenAPI document (`version` "2.0", "3.0" or "3.1").
+    """Convert a decoded, validated OpenAPI document (`version` "2.0", "3.0", "3.1" or
+    "3.2").
 
     `base_url`, when given, is the base URL of every operation (the override).
     `progress(done, total)` is called after each operation.
@@ -271,6 +308,10 @@ class _Converter:
         # use the parameter), and each value schema's check.
         self._value_schemas: dict[str, Any] = {}
         self._checked: dict[int, tuple[Any, list[str]]] = {}
+        # The recursive cycles cut in the current operation's input, (pointer, cycle),
+        # and per value schema pointer (value schemas are shared).
+        self._cuts: list[tuple[str, str]] = []
+        self._value_cuts: dict[str, list[tuple[str, str]]] = {}
 
     def convert(self, progress: Callable[[int, int], None] | None) -> Conversion:
         ops = operations(self.document)
@@ -308,8 +349,10 @@ class _Converter:
         )
         drafts: list[OperationDraft] = []
         problems: list[Problem] = []
+        warnings: list[Problem] = []
         for done, op in enumerate(ops, start=1):
             base = bases[op.key]
+            self._cuts = []
             try:
                 if op.unresolved:
                     raise OperationProblem(FAILED_TO_PARSE_SPEC, op.unresolved, FIX_REF, op.at)
@@ -327,11 +370,31 @@ class _Converter:
                 problems.append(self._problem(op, problem))
             else:
                 drafts.append(draft)
+                warnings.extend(self._cut_warnings(op))
             if progress is not None:
                 progress(done, len(ops))
         return Conversion(
-            version=self.version, drafts=drafts, problems=problems, operations_total=len(ops)
+            version=self.version,
+            drafts=drafts,
+            problems=problems,
+            operations_total=len(ops),
+            warnings=warnings,
         )
+
+    def _cut_warnings(self, op: Operation) -> list[Problem]:
+        """A warning per recursive cycle the operation's input reaches, which the
+        tool schema expands MAX_RECURSION_DEPTH levels deep (normalize.Schemas)."""
+        return [
+            Problem(
+                code=RECURSIVE_SCHEMA_CUT,
+                message=f"The input is recursive ({cycle}); the tool schema expands it "
+                f"{MAX_RECURSION_DEPTH} levels deep and leaves deeper nesting out",
+                fix=FIX_RECURSION_CUT,
+                operation=op.label,
+                pointer=at,
+            )
+            for at, cycle in dict.fromkeys(self._cuts)
+        ]
 
     @staticmethod
     def _problem(op: Operation, problem: OperationProblem) -> Problem:
@@ -387,6 +450,16 @@ class _Converter:
                 ):
                     continue
                 header_rows.append(self._row("header", key, param, at))
+            elif where == "querystring" and param.get("required") is True:  # 3.2
+                raise OperationProblem(
+                    INVALID_TOOL_SCHEMA,
+                    f"The required parameter {key} is the whole query string (in: "
+                    "querystring), which actions do not send; they send named query "
+                    "parameters",
+                    "Describe the query string as `in: query` parameters, or import with "
+                    "“skip invalid” to leave this operation out.",
+                    at,
+                )
             elif where == "cookie" and param.get("required") is True:
                 cookies.append(f"{key}={{{{global.{global_name(key)}}}}}")
         cookie = cookie_row(cookies)
@@ -474,6 +547,7 @@ class _Converter:
             known = self._value_schemas[at]
             if isinstance(known, SchemaProblem):
                 raise known
+            self._cuts.extend(self._value_cuts.get(at, ()))
             return known
         try:
             schema = self._make_value_schema(param, at)
@@ -481,6 +555,7 @@ class _Converter:
             self._value_schemas[at] = problem
             raise
         self._value_schemas[at] = schema
+        self._cuts.extend(self._value_cuts.get(at, ()))
         return schema
 
     def _make_value_schema(self, param: dict, at: str) -> dict | None:
@@ -497,7 +572,11 @@ class _Converter:
                 raw_at = f"{at}/content/{escape_token(media_type)}/schema"
             if raw is None:
                 return None
-        schema = self.schemas.inline(self.schemas.normalize(raw, raw_at), raw_at)
+        normalized = self.schemas.normalize(raw, raw_at)
+        schema = self.schemas.inline(normalized, raw_at)
+        cuts = self.schemas.recursion_cut(normalized)
+        if cuts:
+            self._value_cuts[at] = cuts
         if schema is True:
             return None
         if schema is False:
@@ -538,17 +617,21 @@ class _Converter:
             listed = ", ".join(str(media_type) for media_type in content)
             raise OperationProblem(
                 INVALID_TOOL_SCHEMA,
-                f"The request body is {listed} only; an action sends JSON, "
-                "multipart/form-data or application/x-www-form-urlencoded",
+                f"The request body is {listed} only; {BODY_TYPES}",
                 FIX_BODY,
                 f"{at}/content",
             )
         if op.method not in METHODS_WITH_BODY:
             return self._body_on_bodiless_method(op, required, at)
         media_type, body_format = chosen
-        media = content[media_type]
         media_at = f"{at}/content/{escape_token(media_type)}"
+        try:  # 3.2: a media type object may be a reference
+            media, media_at = self.document.follow(content[media_type], media_at)
+        except RefError as error:
+            raise OperationProblem(FAILED_TO_PARSE_SPEC, str(error), FIX_REF, media_at) from None
         schema = media.get("schema") if isinstance(media, dict) else None
+        if body_format == "binary":
+            return _binary_body(schema, request_body), body_format
         if schema is None:
             return (dict(EMPTY_BODY_SCHEMA), body_format) if required else None
         return self._body_schema(schema, f"{media_at}/schema"), body_format
@@ -577,14 +660,15 @@ class _Converter:
                     return None
                 raise OperationProblem(
                     INVALID_TOOL_SCHEMA,
-                    f"The request body is {', '.join(consumes)} only; an action sends JSON, "
-                    "multipart/form-data or application/x-www-form-urlencoded",
+                    f"The request body is {', '.join(consumes)} only; {BODY_TYPES}",
                     FIX_BODY,
                     f"{op.at}/consumes" if "consumes" in op.operation else "#/consumes",
                 )
             if op.method not in METHODS_WITH_BODY:
                 return self._body_on_bodiless_method(op, required, at)
             param, at = body_params[0]
+            if chosen[1] == "binary":
+                return _binary_body(param.get("schema"), param), "binary"
             if "schema" not in param:
                 return (dict(EMPTY_BODY_SCHEMA), chosen[1]) if required else None
             return self._body_schema(param["schema"], f"{at}/schema"), chosen[1]
@@ -645,6 +729,7 @@ class _Converter:
 
     def _finish_body(self, root: dict, at: str) -> dict:
         definitions = self.schemas.definitions(root, at)
+        self._cuts.extend(self.schemas.recursion_cut(root))
         if self.schemas.definitions_depth(root) > validators.BODY_SCHEMA_MAX_DEPTH:
             raise SchemaProblem(
                 at,
@@ -794,7 +879,23 @@ def _media_kind(media_type: str) -> tuple[str, int] | None:
         return "form", 4
     if base in ("*/*", "application/*"):
         return "json", 2
+    if base == validators.BINARY_MEDIA_TYPE:
+        return "binary", 5
     return None
+
+
+def _binary_body(schema: Any, owner: dict) -> dict:
+    """The body schema of a raw (application/octet-stream) body, described by the
+    spec's schema or else by the request body (or 2.0 body parameter) holding it."""
+    description = ""
+    for where in (schema, owner):
+        if isinstance(where, dict) and isinstance(where.get("description"), str):
+            description = clean_text(where["description"].strip())
+            if description:
+                break
+    if len(description) > ROW_DESCRIPTION_MAX_LENGTH:
+        description = description[: ROW_DESCRIPTION_MAX_LENGTH - 1] + "…"
+    return validators.binary_body_schema(validators.BINARY_MEDIA_TYPE, description)
 
 
 def _choose_media_type(content: dict) -> tuple[str, str] | None:

@@ -20,18 +20,23 @@ FAILED_TO_PARSE_SPEC = "failed_to_parse_spec"
 INVALID_TOOL_SCHEMA = "invalid_tool_schema"
 CANNOT_DETERMINE_API_ENDPOINT = "cannot_determine_api_endpoint"
 CODES = (FAILED_TO_PARSE_SPEC, INVALID_TOOL_SCHEMA, CANNOT_DETERMINE_API_ENDPOINT)
+# Warnings: the operation is imported, with something the admin should know.
+RECURSIVE_SCHEMA_CUT = "recursive_schema_cut"  # a recursive input, expanded to a set depth
+WARNING_CODES = (RECURSIVE_SCHEMA_CUT,)
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # A spec may define a body on DELETE (GitHub does, on 17 operations), and an imported
 # action sends it; hand-authored actions keep bodies to POST, PUT and PATCH.
 METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_FORMATS = ("json", "multipart", "form", "binary")  # actions.models.Action.BodyFormat
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Why a spec, or one of its operations, cannot become actions."""
+    """Why a spec, or one of its operations, cannot become actions; or, with one of
+    WARNING_CODES, what the admin should know about an operation that was imported."""
 
-    code: str  # one of CODES
+    code: str  # one of CODES, or of WARNING_CODES
     message: str  # what is wrong
     fix: str = ""  # how to fix it
     operation: str = ""  # "GET /pets/{petId} (getPet)", empty for the whole document
@@ -86,7 +91,8 @@ class OperationDraft:
     method: str
     endpoint: str  # absolute https:// URL; path placeholders are identifiers
     body_schema: dict[str, Any] | None = None
-    body_format: str = "json"  # json | multipart | form (application/x-www-form-urlencoded)
+    # json | multipart | form (application/x-www-form-urlencoded) | binary (raw bytes)
+    body_format: str = "json"
     headers: list[RowDraft] = field(default_factory=list)
     parameters: list[RowDraft] = field(default_factory=list)  # query and path rows
     tags: list[str] = field(default_factory=list)
@@ -105,12 +111,15 @@ class OperationDraft:
 
 @dataclass
 class Conversion:
-    """What convert() makes of a document: the valid drafts and the invalid operations."""
+    """What convert() makes of a document: the valid drafts, the invalid operations,
+    and warnings about valid ones (each a Problem with a code of WARNING_CODES, naming
+    an operation that is among the drafts)."""
 
-    version: str  # "2.0", "3.0" or "3.1"
+    version: str  # "2.0", "3.0", "3.1" or "3.2"
     drafts: list[OperationDraft]
     problems: list[Problem] = field(default_factory=list)
     operations_total: int = 0
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def draft_errors(draft: OperationDraft) -> list[str]:
@@ -138,10 +147,13 @@ def draft_errors(draft: OperationDraft) -> list[str]:
     if draft.body_schema is not None:
         if draft.method not in METHODS_WITH_BODY:
             errors.append(f"body: {draft.method} requests carry no body")
-        check("body", validators.validate_body_schema, draft.body_schema, object_root=False)
+        if draft.body_format == "binary":
+            check("body", validators.validate_binary_body, draft.body_schema)
+        else:
+            check("body", validators.validate_body_schema, draft.body_schema, object_root=False)
         check("body", validators.validate_storable_json, draft.body_schema)
-    if draft.body_format not in ("json", "multipart", "form"):
-        errors.append(f"body format: {draft.body_format} is not json, multipart or form")
+    if draft.body_format not in BODY_FORMATS:
+        errors.append(f"body format: {draft.body_format} is not {', '.join(BODY_FORMATS)}")
 
     for row in draft.headers:
         check(f"header {row.key}", validators.validate_header_name, row.key)

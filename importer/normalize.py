@@ -1,4 +1,6 @@
-"""OpenAPI 2.0, 3.0 and 3.1 schemas, normalized into one JSON Schema 2020-12 shape.
+"""OpenAPI 2.0, 3.0, 3.1 and 3.2 schemas, normalized into one JSON Schema 2020-12 shape.
+
+(3.2's Schema Object is 3.1's: JSON Schema 2020-12 with OpenAPI's vocabulary.)
 
 What the three versions spell differently, and what each becomes:
 
@@ -20,13 +22,28 @@ and the normalized pieces are shared between operations, so treat them as read-o
 
 A schema that cannot become part of a tool schema raises SchemaProblem with the JSON
 pointer at fault: a type that is not a JSON Schema type, a `$ref` that points
-nowhere, a circular `$ref` (tools cannot be recursive), or oneOf/anyOf nested deeper
-than MAX_ALTERNATION_DEPTH.
+nowhere, a circular `$ref` that no finite value fits (A requires B, B requires A), or
+oneOf/anyOf nested deeper than MAX_ALTERNATION_DEPTH.
+
+A recursive schema that has finite values (Node.children -> Node, where a node may
+have no children) is not refused: tool schemas are kept free of cycles (not every
+model provider accepts a recursive schema), so the recursion is expanded
+MAX_RECURSION_DEPTH levels deep, and below that left out in a way that only ever
+narrows what the schema accepts (Schemas._cut_cycle): an optional recursive
+property cannot be sent, a recursive list must be empty, a recursive oneOf/anyOf
+branch is dropped. Any value the tool schema accepts is one the spec's schema
+accepts. `Schemas.recursion_cut()` names the cycles cut, for the import's warning.
+
+Cut rather than left open: the alternative, an open `{"type": "object"}` at the
+depth limit, would let the AI send deeper values of any shape, which the API may
+well refuse; cutting keeps every accepted value one the API accepts, at the cost of
+depth, which real inputs (a reply thread, a folder tree, a nested filter) rarely need.
 """
 
 import datetime
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +64,10 @@ MAX_ALTERNATION_DEPTH = 5
 # Schemas may nest this many levels (an object in an object...): 2 JSON levels each,
 # inside the 100 that actions.validators accepts, with room for `$defs`.
 MAX_SCHEMA_DEPTH = 32
+# A recursive schema (Node.children -> Node) is expanded this many levels deep; the
+# level below leaves the recursion out (see Schemas._cut_cycle). Three levels of a
+# comment thread, a folder tree or a nested filter are what an AI assistant sends.
+MAX_RECURSION_DEPTH = 3
 # How many components an allOf merge may pull in, one inside the other, before the
 # rest stays a `$ref` (bounds recursion; the result means the same either way).
 MAX_MERGE_CHAIN = 8
@@ -92,6 +113,7 @@ REF_ALONE = ANNOTATIONS | {"$ref"}
 # Stored as JSON (PostgreSQL): no NUL, no unpaired surrogate.
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 _SKIP = object()
+_FORBID = object()  # what is left of a schema when leaving recursion out leaves no value
 
 
 FIX_SCHEMA = (
@@ -99,8 +121,9 @@ FIX_SCHEMA = (
 )
 FIX_CYCLE = (
     "Make the input non-recursive (for example, declare the recursive property as "
-    '{"type": "object"} instead of a $ref back to its parent), or import with '
-    "“skip invalid” to leave this operation out."
+    '{"type": "object"} instead of a $ref back to its parent) or its recursion '
+    "optional (take the recursive property out of `required`, or make it nullable), "
+    "or import with “skip invalid” to leave this operation out."
 )
 FIX_ALTERNATION = (
     f"Flatten the nested oneOf/anyOf to at most {MAX_ALTERNATION_DEPTH} levels, or import "
@@ -318,6 +341,9 @@ class Schemas:
         self._alternation: dict[tuple[str, ...], int] = {}
         self._depth: dict[tuple[str, ...], int] = {}
         self._inlined: dict[tuple[str, ...], Any] = {}
+        # Components of a recursive cycle that was cut (see _cut_cycles), and their
+        # deeper copies, -> (pointer, cycle) for the import's warning.
+        self._recursive: dict[tuple[str, ...], tuple[str, str]] = {}
 
     # -- normalizing ---------------------------------------------------------------
 
@@ -501,8 +527,8 @@ class Schemas:
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         if not siblings:
             return ref
-        if self.version == "3.1":
-            # 3.1 (JSON Schema) applies a $ref's siblings too.
+        if self.version in ("3.1", "3.2"):
+            # 3.1 and 3.2 (JSON Schema) apply a $ref's siblings too.
             rest = self.normalize(siblings, at, depth)
             if isinstance(rest, dict) and "$ref" not in rest:
                 return {**rest, **ref}
@@ -713,6 +739,9 @@ class Schemas:
         post-order, or _failed (with the first problem found, a cycle included)."""
         if start in self._reach or start in self._failed:
             return
+        self._cut_cycles(start)
+        if start in self._failed:
+            return
         path: list[tuple[str, ...]] = []
         on_path: dict[tuple[str, ...], int] = {}
         children: list[Any] = []
@@ -781,6 +810,333 @@ class Schemas:
         )
         return None
 
+    # -- recursion -----------------------------------------------------------------
+
+    def recursion_cut(self, schema: Any) -> list[tuple[str, str]]:
+        """The recursive cycles a normalized, analysed schema reaches that were cut,
+        as (JSON pointer, cycle) pairs: what the import warns about."""
+        reached: set[tuple[str, ...]] = set()
+        for root in self.refs(schema):
+            reached |= self._reach.get(root, frozenset())
+        return sorted({self._recursive[t] for t in reached if t in self._recursive})
+
+    def _cut_cycles(self, start: tuple[str, ...]) -> None:
+        """Make the component graph reachable from `start` acyclic, before _analyse
+        walks it: each strongly connected component with a cycle is either cut
+        (_cut_cycle) or, when no finite value fits it, recorded in _failed."""
+        for members in self._cycles_from(start):
+            self._cut_cycle(members)
+
+    def _cycles_from(self, start: tuple[str, ...]) -> list[list[tuple[str, ...]]]:
+        """Tarjan's strongly connected components reachable from `start`, iterative,
+        children first; only those with a cycle (two or more members, or a component
+        that refers to itself). Analysed or failed components are leaves."""
+        index: dict[tuple[str, ...], int] = {}
+        low: dict[tuple[str, ...], int] = {}
+        stack: list[tuple[str, ...]] = []
+        on_stack: set[tuple[str, ...]] = set()
+        found: list[list[tuple[str, ...]]] = []
+
+        def edges(tokens: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+            if tokens in self._reach or tokens in self._failed:
+                return ()
+            try:
+                return self.component(tokens).refs
+            except SchemaProblem:
+                return ()  # reported by _analyse
+
+        work: list[tuple[tuple[str, ...], Any]] = []
+
+        def visit(tokens: tuple[str, ...]) -> None:
+            index[tokens] = low[tokens] = len(index)
+            stack.append(tokens)
+            on_stack.add(tokens)
+            work.append((tokens, iter(edges(tokens))))
+
+        visit(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    visit(child)
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                members = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    members.append(member)
+                    if member == node:
+                        break
+                members.reverse()
+                if len(members) > 1 or node in edges(node):
+                    found.append(members)
+        return found
+
+    def _cut_cycle(self, members: list[tuple[str, ...]]) -> None:
+        """Unroll one recursive cycle MAX_RECURSION_DEPTH levels deep, or fail it.
+
+        A recursive schema can be cut when every member has a finite value: one that
+        leaves the recursion out (an optional property, an empty list, another
+        branch of a oneOf/anyOf, null). Found as a fixpoint: round by round, a member
+        whose schema, with the recursion into the members not yet known to end
+        removed (see _without_recursion), still accepts a value, ends; its round is
+        its rank. Members that never end (`A.required b: B`, `B.required a: A`) fail
+        with "circular $ref".
+
+        Otherwise each member C is rewritten in place (level 0, keeping its name) to
+        point at copies of the members one level down, `C__level1`, `C__level2`...,
+        and the last level, `C__innermost`, leaves the recursion out: there, an
+        optional recursive property is forbidden, a recursive list holds nothing,
+        a recursive branch is dropped, and a required one points at the innermost
+        copy of a member of lower rank (so this ends). For `Node = {children:
+        [Node]}` and a depth of 3:
+
+            Node.children: [Node__level1]         Node__level1.children: [Node__level2]
+            Node__level2.children: [Node__innermost]
+            Node__innermost.children: {"type": "array", "maxItems": 0, ...}
+
+        Each copy accepts a subset of what the spec's schema accepts (sound: a value
+        the tool accepts is one the API accepts), and the graph is acyclic, so the
+        rest of the analysis runs as for any other schema.
+        """
+        member_set = set(members)
+        schemas: dict[tuple[str, ...], Any] = {}
+        names: dict[tuple[str, ...], str] = {}
+        for tokens in members:
+            component = self._components[tokens]
+            if not isinstance(component, Component):
+                return  # a broken member: _analyse reports it
+            schemas[tokens], names[tokens] = component.schema, component.name
+        rank: dict[tuple[str, ...], int] = {}
+        rounds = 0
+        while True:
+            rounds += 1
+            known = set(rank)
+            ended = [
+                tokens
+                for tokens in members
+                if tokens not in rank
+                and self._without_recursion(
+                    schemas[tokens], member_set, lambda r, known=known: "" if r in known else None
+                )
+                is not _FORBID
+            ]
+            if not ended:
+                break
+            for tokens in ended:
+                rank[tokens] = rounds
+        if len(rank) < len(members):
+            endless = [t for t in members if t not in rank]
+            cycle = self._cycle_text(endless)
+            problem = SchemaProblem(
+                pointer(*endless[0]),
+                f"circular $ref ({cycle}) that never ends: each of these requires the next, "
+                "so no finite value fits and a tool schema cannot describe it",
+                FIX_CYCLE,
+            )
+            for tokens in members:
+                self._failed[tokens] = problem
+            return
+        cycle = self._cycle_text(members)
+
+        def suffix(level: int) -> str:
+            return "innermost" if level >= MAX_RECURSION_DEPTH else f"level{level}"
+
+        def level_name(tokens: tuple[str, ...], level: int) -> str:
+            return f"{names[tokens]}__{suffix(level)}" if level else names[tokens]
+
+        def level_tokens(tokens: tuple[str, ...], level: int) -> tuple[str, ...]:
+            return (*tokens, f"<{suffix(level)}>") if level else tokens
+
+        copies: dict[tuple[str, ...], tuple[str, Any]] = {}
+        for tokens in members:
+            for level in range(MAX_RECURSION_DEPTH + 1):
+                if level < MAX_RECURSION_DEPTH:
+
+                    def follow(r: tuple[str, ...], level=level) -> str:
+                        return level_name(r, level + 1)
+
+                else:
+
+                    def follow(r: tuple[str, ...], tokens=tokens) -> str | None:
+                        return (
+                            level_name(r, MAX_RECURSION_DEPTH) if rank[r] < rank[tokens] else None
+                        )
+
+                schema = self._without_recursion(schemas[tokens], member_set, follow)
+                if schema is _FORBID:  # cannot happen: the ranks say how each one ends
+                    problem = SchemaProblem(
+                        pointer(*tokens), f"circular $ref ({cycle}) that cannot be cut", FIX_CYCLE
+                    )
+                    for member in members:
+                        self._failed[member] = problem
+                    return
+                copies[level_tokens(tokens, level)] = (level_name(tokens, level), schema)
+        for tokens, (name, _schema) in copies.items():
+            self._by_name[name] = tokens
+        at = pointer(*members[0])
+        for tokens, (name, schema) in copies.items():
+            refs = tuple(dict.fromkeys(self._by_name[n] for n in ref_names(schema)))
+            self._components[tokens] = Component(tokens, name, schema, refs)
+            self._recursive[tokens] = (at, cycle)
+
+    def _without_recursion(
+        self, node: Any, members: set[tuple[str, ...]], follow: Callable[..., str | None]
+    ) -> Any:
+        """`node` with each `$ref` to a member of the cycle redirected to the `$defs`
+        name follow(tokens) gives, or, where that is None, the recursion left out in
+        a way that only ever accepts less: _FORBID when nothing is left.
+
+        >>> schemas = Schemas(Document({}), "3.1")
+        >>> schemas._by_name["Node"] = node = ("components", "schemas", "Node")
+        >>> tree = {"type": "object", "properties": {"name": {"type": "string"},
+        ...     "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}
+        >>> cut = schemas._without_recursion(tree, {node}, lambda r: None)
+        >>> cut["properties"]["children"]  # doctest: +ELLIPSIS
+        {'type': 'array', 'maxItems': 0, 'description': '(Not expanded: ...; send an empty list.)'}
+        >>> schemas._without_recursion({**tree, "required": ["children"], "properties": {
+        ...     "children": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Node"}}}},
+        ...     {node}, lambda r: None) is _FORBID
+        True
+        """
+        if not isinstance(node, dict):
+            return node
+
+        def cut(sub: Any) -> Any:
+            return self._without_recursion(sub, members, follow)
+
+        def member(ref: Any) -> tuple[str, ...] | None:
+            tokens = (
+                self._by_name.get(ref.removeprefix("#/$defs/")) if isinstance(ref, str) else None
+            )
+            return tokens if tokens in members else None
+
+        required = node.get("required") if isinstance(node.get("required"), list) else []
+        out: dict[str, Any] = {}
+        closed_to: set[str] = set()  # "object", "array": no finite value of that type left
+        max_items: int | None = None
+        for key, value in node.items():
+            if key == "$ref":
+                tokens = member(value)
+                if tokens is None:
+                    out[key] = value
+                    continue
+                name = follow(tokens)
+                if name is None:
+                    return _FORBID
+                out[key] = f"#/$defs/{name}"
+            elif key == "properties" and isinstance(value, dict):
+                properties = {}
+                for name, sub in value.items():
+                    new = cut(sub)
+                    if new is _FORBID:
+                        if name in required:
+                            closed_to.add("object")
+                        new = _left_out(sub)
+                    properties[name] = new
+                out[key] = properties
+            elif key in ("additionalProperties", "unevaluatedProperties"):
+                new = cut(value)
+                if new is _FORBID:
+                    declared = (
+                        node.get("properties") if isinstance(node.get("properties"), dict) else {}
+                    )
+                    if any(name not in declared for name in required):
+                        closed_to.add("object")
+                    new = False
+                out[key] = new
+            elif key in ("patternProperties", "dependentSchemas") and isinstance(value, dict):
+                out[key] = {
+                    k: (False if (n := cut(sub)) is _FORBID else n) for k, sub in value.items()
+                }
+            elif key == "items":
+                new = cut(value)
+                if new is _FORBID:
+                    if (_count(node.get("minItems")) or 0) > len(node.get("prefixItems") or ()):
+                        closed_to.add("array")
+                    else:
+                        max_items = len(node.get("prefixItems") or ())
+                    continue
+                out[key] = new
+            elif key == "prefixItems" and isinstance(value, list):
+                kept = []
+                for sub in value:
+                    new = cut(sub)
+                    if new is _FORBID:
+                        if (_count(node.get("minItems")) or 0) > len(kept):
+                            closed_to.add("array")
+                        max_items = len(kept) if max_items is None else min(max_items, len(kept))
+                        break
+                    kept.append(new)
+                if kept:
+                    out[key] = kept
+            elif key == "contains":
+                new = cut(value)
+                if new is _FORBID:
+                    if _count(node.get("minContains")) != 0:
+                        closed_to.add("array")
+                    continue
+                out[key] = new
+            elif key in _ALTERNATIONS and isinstance(value, list):
+                kept = [new for new in map(cut, value) if new is not _FORBID]
+                if not kept:
+                    return _FORBID
+                out[key] = kept
+            elif key == "allOf" and isinstance(value, list):
+                kept = list(map(cut, value))
+                if any(new is _FORBID for new in kept):
+                    return _FORBID
+                out[key] = kept
+            elif key in ("not", "if"):
+                # Leaving something out under `not` would accept more: refuse instead.
+                if any(member(f"#/$defs/{name}") for name in ref_names(value)):
+                    return _FORBID
+                out[key] = value
+            elif key in _ONE_SCHEMA_KEYWORDS:  # then, else, propertyNames, contentSchema...
+                new = cut(value)
+                out[key] = False if new is _FORBID else new
+            else:
+                out[key] = value
+        if closed_to:
+            types = node.get("type")
+            listed = types if isinstance(types, list) else [types] if isinstance(types, str) else []
+            left = [kind for kind in listed if kind not in closed_to]
+            if not left:  # untyped with object (array) keywords: an object (array), as meant
+                return _FORBID
+            out["type"] = left[0] if len(left) == 1 else left
+        if max_items is not None:
+            limit = _count(out.get("maxItems"))
+            out["maxItems"] = max_items if limit is None else min(limit, max_items)
+            if max_items == 0:
+                out.pop("minItems", None)
+                out["description"] = _note(out.get("description"), "send an empty list")
+        return out
+
+    def _cycle_text(self, among: list[tuple[str, ...]]) -> str:
+        """One cycle through `among` (components that each refer to another of them),
+        as `#/a → #/b → #/a`."""
+        inside = set(among)
+        path = [among[0]]
+        while True:
+            component = self._components[path[-1]]
+            refs = component.refs if isinstance(component, Component) else ()
+            following = next((r for r in refs if r in inside), None)
+            if following is None:
+                break
+            if following in path:
+                path = [*path[path.index(following) :], following]
+                break
+            path.append(following)
+        return " → ".join(pointer(*tokens) for tokens in path)
+
     # -- inlining ------------------------------------------------------------------
 
     def inline(self, schema: Any, at: str) -> Any:
@@ -822,6 +1178,23 @@ class Schemas:
         if isinstance(target, dict) and not (set(out) - ANNOTATIONS):
             return {**target, **out}
         return {**out, "allOf": [*out.get("allOf", []), target]}
+
+
+def _note(description: Any, advice: str) -> str:
+    """A description, with the note that the recursion was cut here.
+
+    >>> _note("Replies to this comment.", "leave it out")
+    'Replies to this comment. (Not expanded: nested more than 3 levels deep; leave it out.)'
+    """
+    note = f"(Not expanded: nested more than {MAX_RECURSION_DEPTH} levels deep; {advice}.)"
+    return f"{description} {note}" if isinstance(description, str) and description else note
+
+
+def _left_out(schema: Any) -> dict:
+    """What an optional recursive property becomes past the depth limit: a schema no
+    value fits (`not: {}`), so the property can only be left out, saying why."""
+    description = schema.get("description") if isinstance(schema, dict) else None
+    return {"not": {}, "description": _note(description, "leave it out")}
 
 
 def _is_plain_value(schema: Any) -> bool:

@@ -1,6 +1,7 @@
 """Local `$ref`s of an OpenAPI document: parse them, look them up, name them.
 
-A reference is a JSON pointer into the same document, `#/components/schemas/Pet`.
+A reference is a JSON pointer into the same document, `#/components/schemas/Pet`
+(in 3.2, also spelled with the document's own `$self` URI, see local_ref).
 Anything else (another file, a URL, an `$anchor`) cannot be followed here: the
 validator refuses external references before conversion, and whatever slips through
 is reported on the operation that uses it, never fetched.
@@ -9,7 +10,7 @@ is reported on the operation that uses it, never fetched.
 import hashlib
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urldefrag, urljoin
 
 # How many `$ref`s may chain (a parameter that is a $ref to a $ref...) before we call it
 # a loop: real specs chain two or three.
@@ -22,6 +23,9 @@ FIX_REF = (
 )
 
 _CLEAN_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+# Names normalize.Schemas gives the deeper copies of a recursive schema; a spec's own
+# component never keeps such a name, so the two cannot collide.
+_COPY_NAME_RE = re.compile(r"__(level\d+|innermost)\Z")
 _UNCLEAN_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -73,6 +77,29 @@ def parse_ref(ref: object) -> tuple[str, ...]:
     )
 
 
+def local_ref(ref: object, self_uri: object) -> object:
+    """`ref` as a `#...` reference when it points into this document by way of its
+    OpenAPI 3.2 `$self` URI (resolved against it, as 3.2 says); else `ref` unchanged.
+
+    >>> me = "https://example.com/api/openapi.yaml"
+    >>> local_ref("https://example.com/api/openapi.yaml#/components/schemas/Pet", me)
+    '#/components/schemas/Pet'
+    >>> local_ref("openapi.yaml#/components/schemas/Pet", me)
+    '#/components/schemas/Pet'
+    >>> local_ref("common.yaml#/components/schemas/Error", me)
+    'common.yaml#/components/schemas/Error'
+    """
+    if not (isinstance(ref, str) and isinstance(self_uri, str) and self_uri) or ref[:1] == "#":
+        return ref
+    if "#" in self_uri:  # not allowed; ignore it rather than guess
+        return ref
+    try:
+        target, fragment = urldefrag(urljoin(self_uri, ref))
+    except ValueError:
+        return ref
+    return f"#{fragment}" if target == self_uri else ref
+
+
 def short_hash(text: str) -> str:
     """8 hex digits that identify `text`; stable across runs and machines."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -83,11 +110,12 @@ class Document:
 
     def __init__(self, root: Any) -> None:
         self.root = root
+        self.self_uri = root.get("$self") if isinstance(root, dict) else None
         self._found: dict[tuple[str, ...], Any] = {}
 
     def lookup(self, ref: object) -> tuple[tuple[str, ...], Any]:
         """The target of a local reference, as (tokens, value); RefError when missing."""
-        tokens = parse_ref(ref)
+        tokens = parse_ref(local_ref(ref, self.self_uri))
         if tokens in self._found:
             return tokens, self._found[tokens]
         node = self.root
@@ -139,7 +167,12 @@ def def_name(tokens: tuple[str, ...], version: str) -> str:
     """
     prefix = ("definitions",) if version == "2.0" else ("components", "schemas")
     tail = tokens[len(prefix) :] if tokens[: len(prefix)] == prefix else tokens
-    if len(tail) == 1 and tail is not tokens and _CLEAN_NAME_RE.match(tail[0]):
+    if (
+        len(tail) == 1
+        and tail is not tokens
+        and _CLEAN_NAME_RE.match(tail[0])
+        and not _COPY_NAME_RE.search(tail[0])
+    ):
         return tail[0]
     base = _UNCLEAN_RE.sub("_", "_".join(tail)).strip("_")[:48] or "schema"
     return f"{base}_{short_hash(pointer(*tokens))}"

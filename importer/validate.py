@@ -1,6 +1,6 @@
-"""Step 2 of an import: is the loaded document an OpenAPI 2.0, 3.0 or 3.1 document?
+"""Step 2 of an import: is the loaded document an OpenAPI 2.0, 3.0, 3.1 or 3.2 document?
 
-`validate_document(doc)` returns "2.0", "3.0" or "3.1", or raises ImportFailed with
+`validate_document(doc)` returns "2.0", "3.0", "3.1" or "3.2", or raises ImportFailed with
 `failed_to_parse_spec` Problems, each with the JSON pointer at fault, the first
 leading. It never fetches, never reads a file and never raises anything else.
 
@@ -8,7 +8,7 @@ What fails here, in this order (each kind lists every occurrence, up to
 MAX_PROBLEMS):
 
 1. The version: no `openapi`/`swagger` field, a number where a string belongs
-   (YAML's unquoted `swagger: 2.0`), 3.2 and later (not supported yet), or anything
+   (YAML's unquoted `swagger: 2.0`), 3.3 and later (not supported yet), or anything
    else.
    Nothing else is checked then.
 2. Nesting deeper than load.MAX_DEPTH (possible for a dict not made by
@@ -18,7 +18,9 @@ MAX_PROBLEMS):
    extensions), where a `$ref` key is data and not a reference:
 
    - not local (anything but `#...`: `https://`, `file:`, `//host/x`, `Pet.yaml`,
-     `other.json#/X`): refused, never followed; the fix is to bundle the spec;
+     `other.json#/X`): refused, never followed; the fix is to bundle the spec. In
+     3.2, a reference to the document's own `$self` URI (`$self#/components/...`)
+     is local (see refs.local_ref);
    - local but not a JSON pointer (`#Pet`, a 3.1 `$anchor`): refused;
    - a pointer that resolves to nothing (`#/components/schemas/Missing`);
    - a chain of `$ref`s that comes back on itself (A -> B -> A) and so never reaches
@@ -54,8 +56,8 @@ Example::
     >>> validate_document({"openapi": "3.0.3", "info": {"title": "t", "version": "1"},
     ...                    "paths": {}})
     '3.0'
-    >>> validate_document({"openapi": "3.2.0", ...})
-    ImportFailed: failed_to_parse_spec: OpenAPI 3.2.0 is not supported yet...
+    >>> validate_document({"openapi": "3.3.0", ...})
+    ImportFailed: failed_to_parse_spec: OpenAPI 3.3.0 is not supported yet...
 """
 
 import functools
@@ -69,6 +71,7 @@ import jsonschema_rs
 
 from importer.drafts import FAILED_TO_PARSE_SPEC, ImportFailed, Problem
 from importer.load import MAX_DEPTH
+from importer.refs import local_ref
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ _MAX_POINTER = 300  # longer pointers lose their middle
 _SHOWN = 80  # at most this many characters of a value from the document in a message
 _MASK = "\x00value\x00"  # jsonschema-rs writes this instead of the instance
 
-_SCHEMA_DIRS = {"2.0": "v2.0", "3.0": "v3.0", "3.1": "v3.1"}
+_SCHEMA_DIRS = {"2.0": "v2.0", "3.0": "v3.0", "3.1": "v3.1", "3.2": "v3.2"}
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?")
 
 # Fields whose value maps names (paths, property names, status codes...) to objects:
@@ -98,8 +101,8 @@ _DATA_FIELDS = frozenset({"example", "default", "enum", "const", "value"})
 
 FIX_BUNDLE = "Bundle your spec into one file (for example with `redocly bundle`) and import that."
 _FIX_VERSION = (
-    'Start the document with `openapi: "3.1.0"` (or 3.0.x), or `swagger: "2.0"`; '
-    "OpenAPI 2.0, 3.0 and 3.1 can be imported."
+    'Start the document with `openapi: "3.1.0"` (or 3.0.x, 3.2.x), or `swagger: "2.0"`; '
+    "OpenAPI 2.0, 3.0, 3.1 and 3.2 can be imported."
 )
 _FIX_STRUCTURE = (
     "Fix the document at that pointer so that it follows the OpenAPI specification "
@@ -108,7 +111,8 @@ _FIX_STRUCTURE = (
 
 
 def validate_document(doc: dict) -> str:
-    """The document's OpenAPI version, "2.0", "3.0" or "3.1"; see the module docstring."""
+    """The document's OpenAPI version, "2.0", "3.0", "3.1" or "3.2"; see the module
+    docstring."""
     try:
         return _validate(doc)
     except ImportFailed:
@@ -173,17 +177,17 @@ def _detect_version(doc: dict) -> str:
                 'Write the full version in quotes, for example `openapi: "3.0.3"`.',
             )
         match = _VERSION_RE.fullmatch(value)
-        if match and match[1] == "3" and match[2] in ("0", "1"):
+        if match and match[1] == "3" and match[2] in ("0", "1", "2"):
             return f"3.{match[2]}"
-        if match and (int(match[1]), int(match[2])) > (3, 1):
+        if match and (int(match[1]), int(match[2])) > (3, 2):
             raise _failed(
                 f"OpenAPI {_short(value, quote=False)} is not supported yet",
                 "#/openapi",
-                "Export the spec as OpenAPI 3.1 or 3.0, which can be imported.",
+                "Export the spec as OpenAPI 3.2, 3.1 or 3.0, which can be imported.",
             )
         raise _failed(
             f"`openapi: {_short(value)}` is not a version that can be imported (expected "
-            "3.0.x or 3.1.x, with all three numbers)",
+            "3.0.x, 3.1.x or 3.2.x, with all three numbers)",
             "#/openapi",
             _FIX_VERSION,
         )
@@ -268,6 +272,8 @@ def _ref_problems(doc: dict, refs: list[tuple[str, _Link]]) -> tuple[list[Proble
     problems: list[Problem] = []
     external: list[str] = []
     targets: dict[str, tuple[object, str]] = {}  # ref -> (target, "" or why it fails)
+    self_uri = doc.get("$self")
+    refs = [(local_ref(ref, self_uri), link) for ref, link in refs]
     for ref, link in refs:
         if not ref.startswith("#"):
             at = _pointer(link)
@@ -295,7 +301,7 @@ def _ref_problems(doc: dict, refs: list[tuple[str, _Link]]) -> tuple[list[Proble
                     pointer=_pointer(link),
                 )
             )
-    problems += _cycle_problems(targets, refs)
+    problems += _cycle_problems(targets, refs, self_uri)
     return problems, external
 
 
@@ -327,14 +333,14 @@ def _resolve(doc: dict, ref: str) -> tuple[object, str]:
     return target, ""
 
 
-def _cycle_problems(targets: dict[str, tuple[object, str]], refs) -> list[Problem]:
+def _cycle_problems(targets: dict[str, tuple[object, str]], refs, self_uri=None) -> list[Problem]:
     """A Problem per chain of refs that comes back on itself (A -> B -> A).
 
     Each resolved ref whose target is itself a `$ref` object has one successor, so the
     refs form a functional graph: walk each chain, colouring what is done.
     """
     successor = {
-        ref: target["$ref"]
+        ref: local_ref(target["$ref"], self_uri)
         for ref, (target, why) in targets.items()
         if not why and isinstance(target, dict) and isinstance(target.get("$ref"), str)
     }

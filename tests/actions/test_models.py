@@ -672,6 +672,37 @@ def test_a_get_cannot_have_a_multipart_body_format():
     assert codes(errors["body_format"]) == ["body_format_without_body"]
 
 
+def test_a_raw_body_without_a_schema_gets_the_base64_one():
+    action = new_action(body_format=Action.BodyFormat.BINARY, body_schema=None)
+    action.full_clean()
+    action.save()
+    assert action.body_schema == {
+        "type": "string",
+        "contentEncoding": "base64",
+        "contentMediaType": "application/octet-stream",
+        "description": "The request body: the raw bytes, base64-encoded.",
+    }
+    assert action.tool_schema().schema["properties"]["body"] == action.body_schema
+
+
+def test_a_raw_body_with_an_object_schema_is_refused():
+    action = new_action(body_format=Action.BodyFormat.BINARY)  # CANCEL_BODY, an object
+    assert codes(field_errors(action)["body_schema"]) == ["binary_body_schema"]
+
+
+def test_a_get_cannot_have_a_raw_body():
+    action = new_action(method="GET", body_schema=None, body_format=Action.BodyFormat.BINARY)
+    assert codes(field_errors(action)["body_format"]) == ["body_format_without_body"]
+
+
+def test_an_endpoint_may_use_a_placeholder_twice():
+    action = new_action(endpoint="https://api.example.com/a/{id}/{action}/{id}")
+    action.full_clean()
+    action.save()
+    assert action.path_placeholders() == ["id", "action"]
+    assert sorted(action.tool_schema().schema["properties"]) == ["action", "id", "reason"]
+
+
 def test_a_query_parameter_with_a_space_in_its_name_is_refused():
     action = make_action()
     row = ActionParameter(action=action, location="query", key="a b", kind=ValueKind.AI)

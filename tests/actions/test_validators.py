@@ -354,11 +354,11 @@ def test_placeholder_that_is_not_an_identifier_is_refused(name):
     assert "{order_id}" in message
 
 
-def test_placeholder_used_twice_is_refused_by_name():
-    code, message = refusal(parse_endpoint, "https://api.example.com/users/{id}/orders/{id}")
-    assert code == "endpoint_placeholder_duplicate"
-    assert "{id}" in message
-    assert "its own name" in message
+def test_placeholder_used_twice_is_one_placeholder():
+    url = "https://api.example.com/anything/{id}/{action}/{id}"
+    assert parse_endpoint(url) == ["id", "action"]
+    rows = [("path", "id"), ("path", "action")]
+    assert validators.parameter_row_errors(rows, parse_endpoint(url)) == {}
 
 
 def test_placeholders_differing_only_in_case_are_distinct():
@@ -797,3 +797,43 @@ def test_a_multipart_body_takes_flat_fields_and_lists_of_them():
     )
     assert code == "multipart_nested_field"
     assert "body format: JSON" in message
+
+
+# --- raw (binary) bodies ------------------------------------------------------------
+
+
+def test_the_raw_body_schema_is_a_base64_string_with_its_media_type():
+    schema = validators.binary_body_schema("image/png", "The logo.")
+    assert schema == {
+        "type": "string",
+        "contentEncoding": "base64",
+        "contentMediaType": "image/png",
+        "description": "The logo. (The request body: the raw bytes, base64-encoded.)",
+    }
+    validators.validate_binary_body(schema)
+    validators.validate_binary_body({"type": "string", "contentEncoding": "base64"})
+
+
+@pytest.mark.parametrize(
+    ("schema", "code"),
+    [
+        ({"type": "object", "properties": {}}, "binary_body_schema"),
+        ({"type": "string"}, "binary_body_schema"),
+        ({"type": "string", "contentEncoding": "base32"}, "binary_body_schema"),
+        (["not", "a", "schema"], "binary_body_schema"),
+        (
+            {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/*"},
+            "binary_body_media_type",
+        ),
+        (
+            {"type": "string", "contentEncoding": "base64", "contentMediaType": "text/csv; q=1"},
+            "binary_body_media_type",
+        ),
+        (
+            {"type": "string", "contentEncoding": "base64", "maxLength": -1},
+            "body_schema_invalid",
+        ),
+    ],
+)
+def test_a_raw_body_schema_that_is_not_a_base64_string_with_a_media_type_is_refused(schema, code):
+    assert refusal(validators.validate_binary_body, schema)[0] == code

@@ -7,8 +7,19 @@ import time
 import pytest
 from werkzeug import Request, Response
 
-from actions.models import ActionHeader, ActionParameter, OrganizationAPIKey, ValueKind
+from actions import validators
+from actions.models import (
+    Action,
+    ActionHeader,
+    ActionParameter,
+    OrganizationAPIKey,
+    SpecSource,
+    ValueKind,
+)
+from execution.build import build_request
 from execution.models import Execution, GlobalVariable
+from importer.convert import convert_document
+from importer.sync import sync_source
 from tests.execution.conftest import API_HOST
 from tests.factories import make_action, make_contact, make_organization, make_segment
 
@@ -315,3 +326,120 @@ def test_an_exact_tool_name_wins_over_the_gemini_prefixed_form(client, key, org,
     prefixed.delete()
     second = invoke(client, key, "_2fa_reset").json()
     assert Execution.objects.get(pk=second["execution_id"]).action == plain
+
+
+# --- raw (binary) bodies and repeated path placeholders ------------------------------
+
+
+def upload_action(org, upstream=None, media_type="image/png", **fields):
+    port = upstream.port if upstream is not None else 443
+    return make_action(
+        org,
+        name="Upload a logo",
+        method="PUT",
+        endpoint=f"https://{API_HOST}:{port}/v1/logos/{{name}}",
+        body_format=Action.BodyFormat.BINARY,
+        body_schema=validators.binary_body_schema(media_type),
+        **fields,
+    )
+
+
+def test_a_raw_body_call_sends_the_decoded_bytes_as_its_media_type(client, key, org, upstream):
+    action = upload_action(org, upstream)
+    seen = captured(upstream, "/v1/logos/acme.png")
+    content = bytes(range(256))  # not text, not JSON
+    result = invoke(
+        client, key, action.tool_name,
+        arguments={"name": "acme.png", "body": base64.b64encode(content).decode()},
+    ).json()  # fmt: skip
+    assert result["ok"] is True, result
+    (request,) = seen
+    assert request.method == "PUT"
+    assert request.get_data() == content
+    assert request.headers["Content-Type"] == "image/png"
+    logged = Execution.objects.get(pk=result["execution_id"]).request
+    assert logged["content"] == "<256 bytes>"  # described, not stored
+
+
+def test_a_raw_body_that_is_not_base64_is_a_422_and_nothing_is_sent(client, key, org, upstream):
+    action = upload_action(org, upstream)
+    seen = captured(upstream, "/v1/logos/acme.png")
+    response = invoke(
+        client, key, action.tool_name, arguments={"name": "acme.png", "body": "not base64!"}
+    )
+    assert response.status_code == 422
+    assert "base64" in json.dumps(response.json())
+    assert seen == []
+
+
+def test_build_request_sends_a_raw_body_and_a_content_type_row_wins(org):
+    action = upload_action(org, media_type="application/octet-stream")
+    built = build_request(action, {"name": "a.bin", "body": "AAEC"}, {}, {})
+    assert built.request.content == b"\x00\x01\x02"
+    assert (built.request.json, built.request.form, built.request.multipart) == (None, None, None)
+    assert built.request.headers["Content-Type"] == "application/octet-stream"
+    ActionHeader.objects.create(
+        action=action, key="Content-Type", kind=ValueKind.STATIC, value="application/pdf"
+    )
+    built = build_request(action, {"name": "a.pdf", "body": "JVBERg=="}, {}, {})
+    assert built.request.content == b"%PDF"
+    assert built.request.headers == {"Content-Type": "application/pdf"}
+
+
+def test_a_placeholder_used_twice_is_sent_with_one_value_in_both_places(client, key, org, upstream):
+    action = make_action(
+        org, endpoint=f"https://{API_HOST}:{upstream.port}/v1/anything/{{id}}/{{action}}/{{id}}"
+    )
+    assert sorted(action.tool_schema().schema["properties"]) == ["action", "id"]
+    seen = captured(upstream, "/v1/anything/A-7/get/A-7")
+    result = invoke(client, key, action.tool_name, arguments={"id": "A-7", "action": "get"}).json()
+    assert result["ok"] is True, result
+    assert len(seen) == 1
+
+
+def test_an_imported_octet_stream_upload_sends_the_bytes_upstream(client, key, org, upstream):
+    spec = {
+        "openapi": "3.0.3",
+        "info": {"title": "Files", "version": "1"},
+        "servers": [{"url": f"https://{API_HOST}:{upstream.port}/v1"}],
+        "paths": {
+            "/files/{path}": {
+                "put": {
+                    "operationId": "uploadFile",
+                    "summary": "Upload one file of a deploy",
+                    "parameters": [
+                        {
+                            "name": "path",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "responses": {"200": {"description": "Uploaded"}},
+                }
+            }
+        },
+    }
+    conversion = convert_document(spec, "3.0")
+    sync_source(org, SpecSource.objects.create(organization=org, name="files"), conversion.drafts)
+    action = Action.objects.get(organization=org)
+    action.full_clean()
+    assert action.body_format == Action.BodyFormat.BINARY
+    seen = captured(upstream, "/v1/files/index.html")
+    content = b"<!doctype html>\x00\xff"
+    result = invoke(
+        client, key, "uploadFile",
+        arguments={"path": "index.html", "body": base64.b64encode(content).decode()},
+    ).json()  # fmt: skip
+    assert result["ok"] is True, result
+    (request,) = seen
+    assert request.get_data() == content
+    assert request.headers["Content-Type"] == "application/octet-stream"

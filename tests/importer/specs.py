@@ -3,7 +3,9 @@
 PETSTORE         20 operations; its only server is http://, so it needs BASE_URL
 PETSTORE_SIMPLE  2 operations on https://httpbin.org
 SCHEMA_CIRCULAR  3 operations; PUT /circular and POST /not-quite-circular are
-                 recursive (invalid_tool_schema), PUT /nestedTest is fine
+                 recursive with no end (invalid_tool_schema), PUT /nestedTest is fine:
+                 the corpus's schema-circular.json with its recursion made required
+                 (the original's optional recursion imports, with a warning)
 """
 
 import json
@@ -13,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OAS_EXAMPLES = ROOT.parent / "shared" / "specs" / "npm" / "readme__oas-examples" / "3.0" / "json"
 PETSTORE = OAS_EXAMPLES / "petstore.json"
 PETSTORE_SIMPLE = OAS_EXAMPLES / "petstore-simple.json"
-SCHEMA_CIRCULAR = OAS_EXAMPLES / "schema-circular.json"
+SCHEMA_CIRCULAR = ROOT / "tests" / "fixtures" / "edited" / "schema-circular.json"
 EXTERNAL_REF = ROOT / "tests" / "fixtures" / "specs" / "external-ref-https.json"
 
 BASE_URL = "https://petstore.example.com/v3"

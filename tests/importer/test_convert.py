@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from actions.tool_formats import FORMATS, ToolDefinition, render
 from actions.tool_schema import InputRow, build_tool_schema
-from actions.validators import TOOL_NAME_RE, _resolves, _walk_refs
+from actions.validators import TOOL_NAME_RE, _resolves, _walk_refs, check_meta_schema
 from importer import convert, naming, security, servers
 from importer.convert import convert_document, skipped_operations
 from importer.drafts import (
@@ -18,12 +19,13 @@ from importer.drafts import (
     CODES,
     FAILED_TO_PARSE_SPEC,
     INVALID_TOOL_SCHEMA,
+    RECURSIVE_SCHEMA_CUT,
     Conversion,
     ImportFailed,
     OperationDraft,
     draft_errors,
 )
-from importer.normalize import MAX_ALTERNATION_DEPTH
+from importer.normalize import MAX_ALTERNATION_DEPTH, MAX_RECURSION_DEPTH
 
 BASE = "https://api.example.com/v1"
 
@@ -507,15 +509,43 @@ def test_multipart_is_preferred_over_urlencoded():
     assert only_draft(body_op(content)).body_format == "multipart"
 
 
-@pytest.mark.parametrize(
-    "media_type", ["application/xml", "text/plain", "application/octet-stream"]
-)
+@pytest.mark.parametrize("media_type", ["application/xml", "text/plain", "image/png"])
 def test_a_required_body_an_action_cannot_send_is_a_problem(media_type):
     problem = only_problem(body_op({media_type: {"schema": {"type": "string"}}}))
     assert problem.code == INVALID_TOOL_SCHEMA
     assert problem.operation == "POST /pets"
     assert problem.pointer == "#/paths/~1pets/post/requestBody/content"
     assert f"The request body is {media_type} only" in problem.message
+
+
+def test_an_octet_stream_body_is_sent_raw_as_base64_in_the_body_argument():
+    content = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    doc = spec3(
+        {"/files/{name}": {"put": op(requestBody={"description": "The file.", "content": content})}}
+    )
+    draft = only_draft(doc)
+    assert draft.body_format == "binary"
+    assert draft.body_schema == {
+        "type": "string",
+        "contentEncoding": "base64",
+        "contentMediaType": "application/octet-stream",
+        "description": "The file. (The request body: the raw bytes, base64-encoded.)",
+    }
+    schema = tool_schema(draft)
+    assert schema["properties"]["body"] == draft.body_schema
+    assert schema["required"] == ["body", "name"]
+
+
+def test_a_swagger_octet_stream_body_is_sent_raw_too():
+    body = {"name": "file", "in": "body", "required": True, "schema": {"type": "string"}}
+    doc = spec2({"/files": {"put": op(consumes=["application/octet-stream"], parameters=[body])}})
+    draft = only_draft(doc)
+    assert (draft.body_format, draft.body_schema["contentEncoding"]) == ("binary", "base64")
+
+
+def test_json_is_preferred_over_raw_bytes():
+    content = {"application/octet-stream": {}, "application/json": OBJECT}
+    assert only_draft(body_op(content)).body_format == "json"
 
 
 def test_an_optional_body_an_action_cannot_send_is_left_out():
@@ -895,6 +925,64 @@ def test_head_options_and_trace_are_not_imported_nor_counted_but_listed():
     ]
 
 
+def test_a_32_document_converts_like_31_and_leaves_query_and_additional_operations_out():
+    pet = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    doc = spec3(
+        {
+            "/pets": {
+                "get": op(operationId="listPets"),
+                "query": op(requestBody={"content": {"application/json": OBJECT}}),
+                "post": op(
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"$ref": "#/components/mediaTypes/Pet"}},
+                    }
+                ),
+                "additionalOperations": {"LINK": op(operationId="linkPets")},
+            }
+        },
+        version="3.2.0",
+        components={"mediaTypes": {"Pet": {"schema": pet}}},
+        tags=[{"name": "pets", "kind": "nav"}],
+    )
+    conversion = conversion_of(doc)
+    assert [d.operation_key for d in conversion.drafts] == ["GET /pets", "POST /pets"]
+    assert conversion.operations_total == 2
+    assert conversion.drafts[1].body_schema == pet
+    assert skipped_operations(doc) == [
+        "QUERY /pets: QUERY is not an action method (GET, POST, PUT, PATCH, DELETE)",
+        "LINK /pets (linkPets): LINK is not an action method (GET, POST, PUT, PATCH, DELETE)",
+    ]
+
+
+def test_a_32_reference_through_the_documents_own_self_uri_is_followed():
+    limit = {"name": "limit", "in": "query", "schema": {"type": "integer"}}
+    doc = spec3(
+        {"/pets": {"get": op(parameters=[{"$ref": "openapi.yaml#/components/parameters/limit"}])}},
+        version="3.2.0",
+        components={"parameters": {"limit": limit}},
+        **{"$self": "https://example.com/api/openapi.yaml"},
+    )
+    assert rows(only_draft(doc)) == [("query", "limit", "ai", "", False)]
+
+
+def test_a_required_querystring_parameter_is_a_problem_and_an_optional_one_is_left_out():
+    def with_querystring(required: bool) -> dict:
+        querystring = {
+            "name": "filter",
+            "in": "querystring",
+            "required": required,
+            "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+        }
+        return spec3({"/pets": {"get": op(parameters=[querystring])}}, version="3.2.0")
+
+    assert rows(only_draft(with_querystring(False))) == []
+    problem = only_problem(with_querystring(True))
+    assert problem.code == INVALID_TOOL_SCHEMA
+    assert problem.pointer == "#/paths/~1pets/get/parameters/0"
+    assert "in: querystring" in problem.message
+
+
 # --- base URL ---------------------------------------------------------------------------
 
 
@@ -1099,13 +1187,27 @@ def test_a_vendor_extension_of_the_wrong_type_is_a_problem_on_its_operation(
 
 # --- invalid operations -----------------------------------------------------------------
 
-CIRCULAR = {
+CIRCULAR = {  # a node needs a parent, which needs a parent...: no finite value
     "schemas": {
         "Node": {
             "type": "object",
             "properties": {
-                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}
+                "parent": {"$ref": "#/components/schemas/Node"},
+                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
             },
+            "required": ["parent"],
+        }
+    }
+}
+TREE = {  # children may be empty: a finite tree
+    "schemas": {
+        "Node": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}},
+            },
+            "required": ["name"],
         }
     }
 }
@@ -1134,6 +1236,47 @@ def test_every_invalid_operation_is_listed_in_order_and_the_valid_ones_still_con
     first = conversion.problems[0]
     assert "circular $ref" in first.message and "non-recursive" in first.fix
     assert str(first).startswith("invalid_tool_schema: POST /trees (plant): circular $ref")
+    assert "#/components/schemas/Node → #/components/schemas/Node" in first.message
+    assert conversion.warnings == []
+
+
+def test_a_recursive_body_imports_cut_with_a_warning_naming_the_cycle():
+    node_body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}}
+    doc = spec3(
+        {"/trees": {"post": op(operationId="plant", requestBody=node_body)}}, components=TREE
+    )
+    conversion = conversion_of(doc)
+    (draft,) = conversion.drafts
+    assert conversion.problems == []
+    (warning,) = conversion.warnings
+    assert warning.code == RECURSIVE_SCHEMA_CUT and warning.code not in CODES
+    assert warning.operation == "POST /trees (plant)"
+    assert warning.pointer == "#/components/schemas/Node"
+    assert "(#/components/schemas/Node → #/components/schemas/Node)" in warning.message
+    assert f"expands it {MAX_RECURSION_DEPTH} levels deep" in warning.message
+    schema = tool_schema(draft)
+    assert schema["properties"]["children"]["items"] == {"$ref": "#/$defs/Node__level1"}
+    check_meta_schema(schema)
+    for fmt in FORMATS:
+        render(
+            ToolDefinition("plant", "Plant a tree", "Plants a tree of nodes.", schema, "POST"), fmt
+        )
+    leaf = {"name": "leaf"}
+    assert Draft202012Validator(schema).is_valid({"name": "root", "children": [leaf, leaf]})
+
+
+def test_a_recursive_parameter_schema_is_written_out_cut_with_a_warning():
+    parameter = {"name": "q", "in": "query", "schema": {"$ref": "#/components/schemas/Node"}}
+    doc = spec3({"/trees": {"get": op(parameters=[parameter])}}, components=TREE)
+    conversion = conversion_of(doc)
+    (draft,) = conversion.drafts
+    (row,) = draft.parameters
+    assert list(_walk_refs(row.value_schema)) == []  # written out: no $ref
+    children = row.value_schema["properties"]["children"]
+    for _level in range(MAX_RECURSION_DEPTH):
+        children = children["items"]["properties"]["children"]
+    assert children["maxItems"] == 0
+    assert [w.operation for w in conversion.warnings] == ["GET /trees"]
 
 
 def test_a_circular_parameter_schema_is_a_problem_too():
@@ -1182,16 +1325,24 @@ def test_a_type_that_is_not_json_schema_is_a_problem_at_its_pointer():
 
 def test_an_operation_breaking_an_action_rule_reports_the_rules_messages():
     doc = spec3(
-        {
-            "/pets/{id}/{id}": {"get": op()},
-            "/pets": {"get": op(parameters=[{"name": "bad name", "in": "header", "schema": {}}])},
-        }
+        {"/pets": {"get": op(parameters=[{"name": "bad name", "in": "header", "schema": {}}])}}
     )
-    first, second = conversion_of(doc).problems
-    assert first.code == INVALID_TOOL_SCHEMA
-    assert "The path parameter {id} appears more than once" in first.message
-    assert first.pointer == "#/paths/~1pets~1{id}~1{id}/get"
-    assert "header bad name" in second.message and "not a valid header name" in second.message
+    problem = only_problem(doc)
+    assert problem.code == INVALID_TOOL_SCHEMA
+    assert problem.pointer == "#/paths/~1pets/get"
+    assert "header bad name" in problem.message and "not a valid header name" in problem.message
+
+
+def test_a_path_parameter_used_twice_is_one_argument_filling_both_places():
+    path_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    doc = spec3({"/anything/{id}/{action}/{id}": {"get": op(parameters=[path_id])}})
+    draft = only_draft(doc)
+    assert draft.endpoint == f"{BASE}/anything/{{id}}/{{action}}/{{id}}"
+    assert [(row.key, row.value_schema) for row in draft.parameters] == [
+        ("id", {"type": "integer"}),
+        ("action", {"type": "string"}),
+    ]
+    assert tool_schema(draft)["required"] == ["id", "action"]
 
 
 def test_references_outside_the_document_are_parse_problems():

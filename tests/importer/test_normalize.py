@@ -7,12 +7,14 @@ import doctest
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
-from actions.validators import validate_body_schema, validate_storable_json
+from actions.validators import check_meta_schema, validate_body_schema, validate_storable_json
 from importer import normalize, refs
 from importer.drafts import FAILED_TO_PARSE_SPEC, INVALID_TOOL_SCHEMA
 from importer.normalize import (
     MAX_ALTERNATION_DEPTH,
+    MAX_RECURSION_DEPTH,
     MAX_SCHEMA_DEPTH,
     SchemaProblem,
     Schemas,
@@ -462,42 +464,258 @@ def test_a_schema_that_is_not_an_object_is_refused():
     assert problem.pointer == "#/test/properties/a"
 
 
-def test_a_self_reference_is_a_cycle():
+NODE = "#/components/schemas/Node"
+TREE = {
+    "Node": {
+        "type": "object",
+        "description": "A folder.",
+        "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": NODE}},
+        },
+        "required": ["name"],
+    }
+}
+
+
+def cut_body(schema, components: dict, version: str = "3.0"):
+    """A body as convert makes it (the root, its $defs), and the cycles cut."""
+    schemas = make_schemas(components, version)
+    root = schemas.normalize(schema, "#/test")
+    definitions = schemas.definitions(root, "#/test")
+    return {**root, "$defs": definitions}, schemas.recursion_cut(root)
+
+
+def original(schema, components: dict) -> Draft202012Validator:
+    """A validator for the spec's own (recursive) schema, refs and all."""
+    return Draft202012Validator({**schema, "components": {"schemas": components}})
+
+
+def assert_acyclic(body: dict) -> None:
+    graph = {name: set(normalize.ref_names(sub)) for name, sub in body["$defs"].items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"cycle {(*path, name)}"
+        if name not in done:
+            for child in graph[name]:
+                visit(child, (*path, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())
+
+
+def tree(depth: int) -> dict:
+    node: dict = {"name": f"level {depth}"}
+    if depth:
+        node["children"] = [tree(depth - 1)]
+    return node
+
+
+def test_an_optional_self_reference_is_expanded_three_levels_deep_then_cut():
+    body, cuts = cut_body({"$ref": NODE}, TREE)
+    assert sorted(body["$defs"]) == ["Node", "Node__innermost", "Node__level1", "Node__level2"]
+    assert body["$defs"]["Node"]["properties"]["children"]["items"] == {
+        "$ref": "#/$defs/Node__level1"
+    }
+    innermost = body["$defs"]["Node__innermost"]["properties"]["children"]
+    assert innermost["maxItems"] == 0 and "items" not in innermost
+    assert "Not expanded: nested more than 3 levels deep" in innermost["description"]
+    assert_acyclic(body)
+    check_meta_schema(body)
+    validator = Draft202012Validator(body)
+    assert MAX_RECURSION_DEPTH == 3
+    assert validator.is_valid(tree(MAX_RECURSION_DEPTH))  # the root and 3 levels below
+    assert not validator.is_valid(tree(MAX_RECURSION_DEPTH + 1))
+    assert original({"$ref": NODE}, TREE).is_valid(tree(MAX_RECURSION_DEPTH + 1))
+    assert not validator.is_valid({"children": []})  # required name, at every level
+    assert cuts == [(NODE, f"{NODE} → {NODE}")]
+
+
+def test_a_self_reference_required_all_the_way_down_is_a_cycle_that_never_ends():
     components = {
         "Node": {
             "type": "object",
-            "properties": {
-                "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}
-            },
+            "properties": {"parent": {"$ref": NODE}, "name": {"type": "string"}},
+            "required": ["parent"],
         }
     }
-    problem = refusal({"$ref": "#/components/schemas/Node"}, components=components)
+    problem = refusal({"$ref": NODE}, components=components)
     assert problem.code == INVALID_TOOL_SCHEMA
-    assert problem.pointer == "#/components/schemas/Node"
-    assert "circular $ref (#/components/schemas/Node → #/components/schemas/Node)" in (
-        problem.message
-    )
+    assert problem.pointer == NODE
+    assert f"circular $ref ({NODE} → {NODE}) that never ends" in problem.message
+    assert "non-recursive" in problem.fix and "optional" in problem.fix
 
 
-def test_an_indirect_cycle_is_found_from_any_entry_point():
+@pytest.mark.parametrize(
+    "components",
+    [
+        {  # A requires a B, B requires an A
+            "A": {"properties": {"b": {"$ref": "#/components/schemas/B"}}, "required": ["b"]},
+            "B": {"properties": {"a": {"$ref": "#/components/schemas/A"}}, "required": ["a"]},
+        },
+        {  # a non-empty list of the other
+            "A": {
+                "type": "object",
+                "properties": {
+                    "bs": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"$ref": "#/components/schemas/B"},
+                    }
+                },
+                "required": ["bs"],
+            },
+            "B": {"allOf": [{"$ref": "#/components/schemas/A"}]},
+        },
+        {  # through allOf alone: A is B and more, B is A and more
+            "A": {"allOf": [{"$ref": "#/components/schemas/B"}]},
+            "B": {"allOf": [{"$ref": "#/components/schemas/A"}], "properties": {"x": {}}},
+        },
+    ],
+)
+def test_a_cycle_with_no_finite_value_is_refused_from_any_entry_point(components):
+    components = {**components, "Badge": {"properties": {"a": {"$ref": "#/components/schemas/A"}}}}
+    schemas = make_schemas(components)
+    for name in ("Badge", "A", "B"):
+        root = schemas.normalize({"$ref": f"#/components/schemas/{name}"}, "#/x")
+        with pytest.raises(SchemaProblem, match="circular") as info:
+            schemas.definitions(root, "#/x")
+        assert info.value.pointer.startswith("#/components/schemas/")
+        assert info.value.code == INVALID_TOOL_SCHEMA
+
+
+def test_an_indirect_optional_cycle_is_cut_from_any_entry_point():
     components = {
         "Person": {"properties": {"employer": {"$ref": "#/components/schemas/Company"}}},
         "Company": {"properties": {"staff": {"items": {"$ref": "#/components/schemas/Person"}}}},
         "Badge": {"properties": {"holder": {"$ref": "#/components/schemas/Person"}}},
     }
-    schemas = make_schemas(components)
     for name in ("Badge", "Company", "Person"):
-        root = schemas.normalize({"$ref": f"#/components/schemas/{name}"}, "#/x")
-        with pytest.raises(SchemaProblem, match="circular"):
-            schemas.definitions(root, "#/x")
+        schema = {"$ref": f"#/components/schemas/{name}"}
+        body, cuts = cut_body(schema, components)
+        assert_acyclic(body)
+        check_meta_schema(body)
+        (cut,) = cuts
+        assert "#/components/schemas/Person" in cut[1] and "#/components/schemas/Company" in cut[1]
+        company = {"staff": [{"employer": {"staff": []}}]}
+        value = company if name == "Company" else {"employer": company}
+        if name == "Badge":
+            value = {"holder": value}
+        assert Draft202012Validator(body).is_valid(value)
+        assert original(schema, components).is_valid(value)
 
 
-def test_a_cycle_through_all_of_is_found():
+def test_the_recursion_ends_in_the_branch_that_is_not_recursive():
     components = {
-        "A": {"allOf": [{"$ref": "#/components/schemas/B"}]},
-        "B": {"allOf": [{"$ref": "#/components/schemas/A"}], "properties": {"x": {}}},
+        "Expression": {
+            "type": "object",
+            "properties": {
+                "value": {
+                    "oneOf": [{"type": "string"}, {"$ref": "#/components/schemas/Expression"}]
+                },
+                "next": {"$ref": "#/components/schemas/Expression", "nullable": True},
+            },
+            "required": ["value", "next"],
+        }
     }
-    assert "circular" in refusal({"$ref": "#/components/schemas/A"}, components=components).message
+    body, cuts = cut_body({"$ref": "#/components/schemas/Expression"}, components)
+    innermost = body["$defs"]["Expression__innermost"]["properties"]
+    assert innermost["value"] == {"oneOf": [{"type": "string"}]}
+    assert innermost["next"] == {"anyOf": [{"type": "null"}]}
+    assert cuts
+    assert_acyclic(body)
+
+
+def test_a_required_recursion_goes_on_through_members_that_end_sooner():
+    components = {  # an A needs a B; a B may hold an A
+        "A": {"properties": {"b": {"$ref": "#/components/schemas/B"}}, "required": ["b"]},
+        "B": {"properties": {"a": {"$ref": "#/components/schemas/A"}}},
+    }
+    schema = {"$ref": "#/components/schemas/B"}  # B, A__level1, B__level2, A__innermost
+    body, _cuts = cut_body(schema, components)
+    defs = body["$defs"]
+    assert defs["A__innermost"]["properties"]["b"] == {"$ref": "#/$defs/B__innermost"}
+    assert defs["B__innermost"]["properties"]["a"]["not"] == {}
+    assert_acyclic(body)
+    deep = {"a": {"b": {"a": {"b": {"a": {"b": {}}}}}}}
+    assert Draft202012Validator(body).is_valid({"a": {"b": {"a": {"b": {}}}}})
+    assert not Draft202012Validator(body).is_valid(deep)
+    assert original(schema, components).is_valid(deep)
+
+
+def test_recursion_under_not_is_left_out_rather_than_loosened():
+    components = {
+        "Node": {
+            "properties": {"child": {"$ref": NODE}, "other": {"not": {"$ref": NODE}}},
+        }
+    }
+    body, _cuts = cut_body({"$ref": NODE}, components)
+    properties = body["$defs"]["Node"]["properties"]
+    assert properties["child"] == {"$ref": "#/$defs/Node__level1"}
+    assert properties["other"]["not"] == {}  # cannot be sent: never accepts more
+    components["Node"]["not"] = {"properties": {"child": {"$ref": NODE}}, "required": ["child"]}
+    problem = refusal({"$ref": NODE}, components=components)
+    assert "circular $ref" in problem.message and "never ends" in problem.message
+
+
+def test_a_spec_component_named_like_a_level_copy_cannot_collide_with_one():
+    assert def_name(("components", "schemas", "Node__level1"), "3.0").startswith("Node__level1_")
+    assert def_name(("components", "schemas", "Node__innermost"), "3.0") != "Node__innermost"
+    assert def_name(("components", "schemas", "Node__levels"), "3.0") == "Node__levels"
+
+
+# Values shaped like the schemas below: keys they know, any JSON under them.
+recursive_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "x"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["name", "children", "parent", "value", "b", "a"]), inner)
+    ),
+    max_leaves=40,
+)
+RECURSIVE_COMPONENTS = [
+    TREE,
+    {
+        "Node": {
+            "properties": {
+                "name": {"type": "string"},
+                "parent": {"$ref": NODE},
+                "children": {"type": "array", "items": {"$ref": NODE}, "maxItems": 2},
+                "value": {"anyOf": [{"type": "integer"}, {"$ref": NODE}]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    {
+        "Node": {"properties": {"b": {"$ref": "#/components/schemas/B"}}, "required": ["b"]},
+        "B": {"type": ["object", "string"], "properties": {"a": {"$ref": NODE}}, "required": ["a"]},
+    },
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(range(len(RECURSIVE_COMPONENTS))), recursive_values)
+def test_a_cut_schema_accepts_only_what_the_spec_accepts_and_all_of_it_up_to_the_depth(
+    which, value
+):
+    components = RECURSIVE_COMPONENTS[which]
+    body, _cuts = cut_body({"$ref": NODE}, components)
+    spec = original({"$ref": NODE}, components)
+    if Draft202012Validator(body).is_valid(value):
+        assert spec.is_valid(value)
+    elif spec.is_valid(value):  # too deep: the root and MAX_RECURSION_DEPTH levels fit
+        assert nesting(value) > MAX_RECURSION_DEPTH + 1
+
+
+def nesting(value) -> int:
+    """How many objects nest inside each other in a value."""
+    if isinstance(value, dict):
+        return 1 + max((nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return max((nesting(v) for v in value), default=0)
+    return 0
 
 
 def test_a_schema_sharing_components_without_a_cycle_is_fine():

@@ -43,7 +43,7 @@ VALIDATE_OUTCOMES = {
     "no-version.yaml": "it has no `openapi` or `swagger` field",
     "one-byte-over.yaml": "3.0",
     "openapi-3.1-webhooks-only.yaml": "3.1",
-    "openapi-3.2.yaml": "OpenAPI 3.2.0 is not supported yet",
+    "openapi-3.2.yaml": "3.2",
     "recursive-schema-and-data-refs.json": "3.0",
     "ref-cycle.json": "The $ref chain #/components/schemas/A → #/components/schemas/B → #/comp",
     "ref-to-missing-path.yaml": "The $ref `#/paths/~1x` points to nothing in this document",
@@ -89,7 +89,7 @@ def test_each_hostile_file_validates_or_fails_with_failed_to_parse_spec(name):
     started = time.perf_counter()
     document = load_document((FIXTURES / name).read_bytes(), name)
     expected = VALIDATE_OUTCOMES[name]
-    if expected in ("2.0", "3.0", "3.1"):
+    if expected in ("2.0", "3.0", "3.1", "3.2"):
         assert validate_document(document) == expected
     else:
         problems = problems_of(document)
@@ -103,7 +103,14 @@ def test_each_hostile_file_validates_or_fails_with_failed_to_parse_spec(name):
 
 @pytest.mark.parametrize(
     ("version", "expected"),
-    [("2.0", "2.0"), ("3.0.0", "3.0"), ("3.0.3", "3.0"), ("3.1.0", "3.1"), ("3.1.1", "3.1")],
+    [
+        ("2.0", "2.0"),
+        ("3.0.0", "3.0"),
+        ("3.0.3", "3.0"),
+        ("3.1.0", "3.1"),
+        ("3.1.1", "3.1"),
+        ("3.2.0", "3.2"),
+    ],
 )
 def test_the_version_is_normalized(version, expected):
     assert validate_document(spec(version)) == expected
@@ -112,7 +119,7 @@ def test_the_version_is_normalized(version, expected):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"openapi": "3.2.0"}, "OpenAPI 3.2.0 is not supported yet"),
+        ({"openapi": "3.3.0"}, "OpenAPI 3.3.0 is not supported yet"),
         ({"openapi": "4.0.0"}, "OpenAPI 4.0.0 is not supported yet"),
         ({"openapi": "3.0"}, '`openapi: "3.0"` is not a version that can be imported'),
         ({"openapi": "2.0"}, '`openapi: "2.0"` is not a version that can be imported'),
@@ -127,6 +134,54 @@ def test_a_missing_or_unknown_version_is_the_only_problem_reported(fields, messa
     problems = problems_of({**fields, "paths": 1})  # the broken paths are not looked at
     assert len(problems) == 1
     assert message in problems[0].message
+
+
+def test_a_32_document_is_checked_against_the_official_32_schema():
+    operation = {"responses": {"200": {"description": "ok"}}}
+    document = spec(
+        "3.2.0",
+        **{"$self": "https://example.com/api/openapi.yaml"},
+        paths={
+            "/pets": {
+                "get": operation,
+                "query": {**operation, "requestBody": {"content": {"application/json": {}}}},
+                "additionalOperations": {"LINK": operation},
+            }
+        },
+        tags=[{"name": "pets", "kind": "nav"}, {"name": "cats", "parent": "pets"}],
+    )
+    assert validate_document(document) == "3.2"
+    # 3.2's own fields are not 3.1's...
+    as_31 = [problem.message for problem in problems_of({**document, "openapi": "3.1.0"})]
+    assert "unexpected field `$self`" in as_31
+    assert "unexpected field `query`, `additionalOperations`" in as_31
+    # ...and the 3.2 schema holds 3.2 documents to it.
+    document["paths"]["/pets"]["additionalOperations"] = {"GET": operation}
+    (problem,) = problems_of(document)
+    assert problem.pointer.startswith("#/paths/~1pets")
+
+
+def test_a_32_reference_through_its_own_self_uri_is_local():
+    document = spec(
+        "3.2.0",
+        **{"$self": "https://example.com/api/openapi.yaml"},
+        paths={
+            "/pets": {
+                "get": {
+                    "parameters": [{"$ref": "openapi.yaml#/components/parameters/limit"}],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+        components={
+            "parameters": {"limit": {"name": "limit", "in": "query", "schema": {"type": "integer"}}}
+        },
+    )
+    assert validate_document(document) == "3.2"
+    document["paths"]["/pets"]["get"]["parameters"] = [
+        {"$ref": "https://example.com/api/common.yaml#/components/parameters/limit"}
+    ]
+    assert "points outside this document" in problems_of(document)[0].message
 
 
 # --- Structure ------------------------------------------------------------------------
@@ -538,8 +593,6 @@ CORPUS_ROWS = _corpus_rows()
 # The corpus specs that fail to import, and why; every other one validates.
 CORPUS_FAILURES = {
     "s0031": "must not be empty",  # openapi-workshop/post.json: `responses: {}`
-    "s0418": "OpenAPI 3.2.0 is not supported yet",
-    "s0419": "OpenAPI 3.2.0 is not supported yet",
     "s0420": "The $ref `parameters.json#/tagsParam` points outside this document",
     "s0421": "The $ref `parameters.yaml#/tagsParam` points outside this document",
     "s0485": "The $ref `description.yml#/introduction` points outside this document",
@@ -597,9 +650,6 @@ OSV_DISAGREEMENTS = {
     "s0114": "we accept",
     "s0125": "we accept",
     "s0126": "we accept",
-    # OpenAPI 3.2 is valid to it; we do not import 3.2 yet.
-    "s0418": "we refuse",
-    "s0419": "we refuse",
 }
 
 

@@ -1,7 +1,7 @@
 """python manage.py import_openapi PATH --org SLUG [--source NAME] [--base-url URL]
 [--dry-run] [--skip-invalid] [--json]
 
-Imports an OpenAPI 2.0/3.0/3.1 document (JSON or YAML) into a spec source of the
+Imports an OpenAPI 2.0/3.0/3.1/3.2 document (JSON or YAML) into a spec source of the
 organization, in this process (no worker needed). Exit 0 on success, 1 on an import
 error, printed as its code, operation and message (or as JSON with --json).
 """
