@@ -16,6 +16,7 @@ import hashlib
 import threading
 from collections import OrderedDict, defaultdict, namedtuple
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.conf import settings
 from django.core.cache import cache
@@ -33,7 +34,7 @@ class ToolListQuery:
     segment_ids: tuple[int, ...]
     fmt: str
 
-    @property
+    @cached_property
     def cache_key(self) -> str:
         segments = ",".join(map(str, self.segment_ids))
         digest = hashlib.sha256(segments.encode()).hexdigest()[:16]
@@ -41,7 +42,7 @@ class ToolListQuery:
             f"tools:{self.organization_id}:{self.tools_version}:{self.channel}:{self.fmt}:{digest}"
         )
 
-    @property
+    @cached_property
     def etag(self) -> str:
         return '"' + hashlib.sha256(self.cache_key.encode()).hexdigest()[:32] + '"'
 

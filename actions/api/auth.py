@@ -69,6 +69,19 @@ class APIKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
+        view = request.parser_context.get("view") if request.parser_context else None
+        return self.authenticate_http(request._request, getattr(view, "throttle_scope", "default"))
+
+    def authenticate_http(self, request, scope: str):
+        """Authenticate a Django request and count it against the key's budget for
+        `scope`. Done once per request: a view that answers the plain case itself
+        and hands the rest to DRF (see ToolListView) is not counted twice."""
+        done = getattr(request, "_opencx_authenticated", None)
+        if done is None:
+            done = request._opencx_authenticated = self._authenticate(request, scope)
+        return done
+
+    def _authenticate(self, request, scope: str):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
@@ -79,8 +92,6 @@ class APIKeyAuthentication(BaseAuthentication):
         digest = hashlib.sha256(header[1]).digest()
         verified = verified_keys.get(digest)
         key = self._verify(header[1]) if verified is None else verified.key
-        view = request.parser_context.get("view") if request.parser_context else None
-        scope = getattr(view, "throttle_scope", "default")
         window = int(time.time() // APIKeyRateThrottle.window_seconds)
         count, stamp = state.count_and_read(
             f"throttle:{scope}:{key.prefix}:{window}",

@@ -1,11 +1,14 @@
 """GET /api/v1/tools: what the agent runtime may offer its model, right now."""
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
+from actions.api.auth import APIKeyAuthentication, KeyHolder
 from actions.models import Channel
 from actions.tool_formats import FORMATS
 from actions.tool_list import tool_list_body, tool_list_query
@@ -74,21 +77,53 @@ class ToolListView(APIView):
     )
     def get(self, request):
         params = _PARAMS.to_internal_value(request.query_params)  # 400 with every error
-        query = tool_list_query(
-            request.user.organization_id,
-            request.user.stamp,
-            params["channel"],
-            params.get("contact") or None,
-            params["format"],
-        )
-        headers = {
-            "ETag": query.etag,
-            "Cache-Control": "private, no-cache",
-            "Vary": "Authorization",
-        }
-        if query.etag in _etags(request.headers.get("If-None-Match", "")):
-            return HttpResponseNotModified(headers=headers)
-        return HttpResponse(tool_list_body(query), content_type="application/json", headers=headers)
+        return _respond(request, request.user, params)
+
+    def dispatch(self, request, *args, **kwargs):
+        """The agent runtime's hottest request, answered here when it is the plain case:
+        a valid key with the scope, within its budget, valid parameters. The same code
+        as DRF's path decides each of those; anything else (an error to explain, HEAD,
+        OPTIONS) goes through DRF, which answers it. DRF's request machinery costs
+        more than everything else a warm list does together."""
+        if request.method == "GET":
+            response = self._plain_get(request)
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+    def _plain_get(self, request) -> HttpResponse | None:
+        try:
+            authenticated = APIKeyAuthentication().authenticate_http(request, self.throttle_scope)
+            if authenticated is None:
+                return None
+            holder, key = authenticated
+            limit = settings.API_RATE_LIMITS.get(self.throttle_scope)
+            if self.required_scopes["GET"] not in key.scope_set or holder.count > limit:
+                return None
+            params = _PARAMS.to_internal_value(request.GET)
+        except APIException:
+            return None
+        response = _respond(request, holder, params)
+        response["Allow"] = ", ".join(self.allowed_methods)
+        return response
+
+
+def _respond(request, holder: KeyHolder, params: dict) -> HttpResponse:
+    query = tool_list_query(
+        holder.organization_id,
+        holder.stamp,
+        params["channel"],
+        params.get("contact") or None,
+        params["format"],
+    )
+    headers = {
+        "ETag": query.etag,
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization",
+    }
+    if query.etag in _etags(request.headers.get("If-None-Match", "")):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(tool_list_body(query), content_type="application/json", headers=headers)
 
 
 def _etags(header: str) -> set[str]:

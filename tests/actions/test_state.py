@@ -3,7 +3,8 @@
 import threading
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 
 from actions import state
 from actions.models import Organization
@@ -96,3 +97,14 @@ def test_count_and_read_seeds_a_missing_stamp():
 
     assert count == 1
     assert stamp == state.current(org.pk)
+
+
+def test_count_and_read_survives_a_redis_that_lost_its_scripts():
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        pytest.skip("the script exists on Redis only (CI runs the cache on Redis)")
+    org = make_organization()
+    state.count_and_read("throttle:test:abc:3", 65, org.pk)
+    state._redis_client(backend).script_flush()  # a restarted or emptied Redis
+
+    assert state.count_and_read("throttle:test:abc:3", 65, org.pk) == (2, state.current(org.pk))

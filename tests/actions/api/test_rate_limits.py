@@ -220,3 +220,15 @@ def test_ci_keeps_the_counters_in_redis():
     )
     cache.set("rate-limit-probe", 1, 5)
     assert cache.incr("rate-limit-probe") == 2
+
+
+def test_a_refused_tool_list_request_is_counted_once(client, org, limits, clock):
+    """The tool list answers its plain case itself and hands the rest to DRF, which
+    must not count the request a second time."""
+    _, raw = make_key(org)
+    bad = "/api/v1/tools?channel=fax"
+
+    statuses = [client.get(bad, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code for _ in range(3)]
+
+    assert statuses == [400, 400, 400]
+    assert get_tools(client, raw).status_code == 429

@@ -2,12 +2,14 @@
 
 import json
 from itertools import count
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.db.models import ProtectedError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rest_framework.views import APIView
 
 from actions.models import (
     Action,
@@ -404,3 +406,22 @@ def test_a_schema_with_an_integer_past_64_bits_still_renders(client, fmt):
 
     assert response.status_code == 200
     assert str(2**70) in response.content.decode()
+
+
+def test_the_plain_request_is_answered_without_drfs_request_machinery(client):
+    org = make_organization()
+    make_action(org)
+    key = make_key(org)
+    expected = get_tools(client, key)
+    answered_by_drf = get_tools(client, key, channel="fax")
+
+    with mock.patch.object(APIView, "initial", side_effect=AssertionError("went through DRF")):
+        plain = get_tools(client, key)
+        assert plain.status_code == 200
+        assert plain.content == expected.content
+        assert plain.headers["ETag"] == expected.headers["ETag"]
+        assert plain.headers["Allow"] == answered_by_drf.headers["Allow"] == "GET, HEAD, OPTIONS"
+        assert plain.headers["Vary"] == "Authorization"
+        # Errors are DRF's to explain.
+        with pytest.raises(AssertionError, match="went through DRF"):
+            get_tools(client, key, channel="fax")
