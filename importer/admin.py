@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -199,9 +200,11 @@ class SpecImportAdmin(OrganizationScopedAdmin):
         if job.status == SpecImport.Status.SUCCEEDED:
             counts = job.counts()
             prefix = "Preview: " if job.dry_run else ""
+            warnings = len(job.warnings)
+            noted = f"; {warnings} warning{pluralize(warnings)}" if warnings else ""
             return (
                 f"{prefix}{counts['created']} created, {counts['updated']} updated, "
-                f"{counts['removed']} removed, {counts['unchanged']} unchanged"
+                f"{counts['removed']} removed, {counts['unchanged']} unchanged{noted}"
             )
         if job.status == SpecImport.Status.FAILED and job.first_error:
             error = job.first_error

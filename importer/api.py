@@ -1,7 +1,7 @@
 """The import API for customers' CI.
 
     POST /api/v1/specs/{source}/import   multipart: file, serverBaseUrl, dry_run, skip_invalid
-    GET  /api/v1/imports/{id}            status, progress, counts, errors, diff
+    GET  /api/v1/imports/{id}            status, progress, counts, errors, warnings, diff
 
 The upload is recorded and queued; the response (202) names the job to poll.
 """
@@ -9,7 +9,7 @@ The upload is recorded and queued; the response (202) names the job to poll.
 from django.conf import settings
 from django.urls import path, reverse
 from django.utils.text import slugify
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import MultiPartParser
@@ -50,16 +50,47 @@ class ImportRequestSerializer(serializers.Serializer):
         return upload
 
 
+# Documents the shape of importer.drafts.Problem.as_dict(); the items are served as stored.
+class ImportProblemSerializer(serializers.Serializer):
+    """One error or warning of an import: its stable code, the operation and the place
+    in the spec at fault, what is wrong and how to fix it."""
+
+    code = serializers.CharField(
+        help_text="Stable: e.g. invalid_tool_schema, recursive_schema_cut."
+    )
+    operation = serializers.CharField(
+        help_text="`METHOD /path (operationId)`; empty for the whole document."
+    )
+    pointer = serializers.CharField(help_text="JSON pointer into the spec; may be empty.")
+    message = serializers.CharField(help_text="What is wrong, or what to know.")
+    fix = serializers.CharField(help_text="How to fix it; may be empty.")
+
+
+@extend_schema_field(ImportProblemSerializer(many=True))
+class ProblemListField(serializers.JSONField):
+    """A stored list of problems, as it is (no per-item serializer on a long report)."""
+
+
 class SpecImportSerializer(serializers.ModelSerializer):
     source = serializers.CharField(source="source.name")
     progress = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
+    errors = ProblemListField(
+        read_only=True,
+        help_text="Why the import failed or, when it succeeded, the operations it skipped; "
+        "the first leads.",
+    )
+    warnings = ProblemListField(
+        read_only=True,
+        help_text="What to know about operations imported (or, as a dry run, that would "
+        "be); never a failure. Empty when the import failed.",
+    )
 
     class Meta:
         model = SpecImport
         fields = [
             "id", "source", "status", "via", "filename", "sha256", "size", "base_url",
-            "dry_run", "skip_invalid", "progress", "counts", "errors", "diff",
+            "dry_run", "skip_invalid", "progress", "counts", "errors", "warnings", "diff",
             "created_at", "started_at", "finished_at",
         ]  # fmt: skip
 
@@ -118,7 +149,7 @@ class SpecImportView(APIView):
 
     @extend_schema(
         operation_id="get_import",
-        summary="An import's status, progress, counts and errors",
+        summary="An import's status, progress, counts, errors and warnings",
         responses={200: SpecImportSerializer, 404: OpenApiResponse(description="No such import.")},
     )
     def get(self, request, pk: int):

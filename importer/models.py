@@ -61,6 +61,10 @@ class SpecImport(models.Model):
     # Reports, shown as they are: every problem ({code, operation, pointer, message,
     # fix}), and the per-operation diff ({added, changed, removed: [operation labels]}).
     errors = models.JSONField(default=list, blank=True)
+    # What the admin should know about operations this import brought in (or, as a dry
+    # run, would): same shape as errors, codes of importer.drafts.WARNING_CODES. Never
+    # a reason to fail, and empty on a failed import, which brings nothing in.
+    warnings = models.JSONField(default=list, blank=True)
     diff = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -38,8 +38,8 @@ NO_OPERATIONS = Problem(
     pointer="#/paths",
 )
 RESULT_FIELDS = (
-    "status", "errors", "finished_at", "created", "updated", "removed", "unchanged", "diff",
-    "operations_done", "operations_total",
+    "status", "errors", "warnings", "finished_at", "created", "updated", "removed",
+    "unchanged", "diff", "operations_done", "operations_total",
 )  # fmt: skip
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
 CLAIM_FIELDS = ["status", "attempts", "started_at", "finished_at"]
@@ -85,7 +85,7 @@ def _run(job: SpecImport) -> SpecImport:
             )
             job.created, job.updated, job.removed, job.unchanged = result.counts().values()
             job.diff = result.diff()
-            return _finish(job, skipped=conversion.problems)
+            return _finish(job, skipped=conversion.problems, warnings=conversion.warnings)
     except ImportFailed as failure:
         return _finish(job, failed=failure.problems)
     except Exception:
@@ -96,9 +96,19 @@ def _run(job: SpecImport) -> SpecImport:
         )
 
 
-def _finish(job, *, failed=None, skipped=None) -> SpecImport:
+def _finish(
+    job: SpecImport,
+    *,
+    failed: list[Problem] | None = None,
+    skipped: list[Problem] | None = None,
+    warnings: list[Problem] | None = None,
+) -> SpecImport:
+    """Record the job's end. A failed job changed nothing, and its errors say why; a
+    succeeded one lists, as errors, the operations it skipped and, apart, the warnings
+    about those it imported (or, as a dry run, would import)."""
     job.status = SpecImport.Status.FAILED if failed else SpecImport.Status.SUCCEEDED
     job.errors = [problem.as_dict() for problem in (failed or skipped or [])]
+    job.warnings = [problem.as_dict() for problem in (warnings or [])]
     job.finished_at = timezone.now()
     # Never rewrite the stored document: it can be tens of megabytes.
     job.save(update_fields=[*RESULT_FIELDS, "updated_at"])

@@ -20,6 +20,7 @@ from importer.run import run_import
 from tests.importer.specs import (
     BASE_URL,
     PETSTORE_SIMPLE,
+    RECURSIVE_OPTIONAL,
     SCHEMA_CIRCULAR,
     petstore_pinned,
     write_spec,
@@ -97,6 +98,32 @@ def test_a_broken_spec_shows_its_first_invalid_operation_and_the_full_list(
     expect(problems.nth(1).locator("td").first).to_have_text("POST /not-quite-circular")
     expect(page.get_by_role("button", name="Confirm the import")).to_have_count(0)
     assert not Action.objects.exists()
+
+
+def test_warnings_show_in_the_admins_warning_style_on_the_preview_and_the_result(
+    signed_in_page, live_server
+):
+    page = signed_in_page
+    open_import_form(page, live_server)
+
+    page.set_input_files("#id_file", RECURSIVE_OPTIONAL)
+    page.fill("#id_source", "circles")
+    page.get_by_role("button", name="Preview the import").click()
+
+    for heading in ("Preview", "Imported"):
+        expect(page.locator("h2")).to_have_text(heading)
+        expect(page.get_by_role("heading", name="Warnings (2)")).to_be_visible()
+        warnings = page.locator("ul.messagelist.import-warnings li.warning")
+        expect(warnings).to_have_count(2)
+        expect(warnings.first).to_contain_text("PUT /circular: The input is recursive")
+        expect(warnings.first).to_contain_text("(at #/components/schemas/MultiPart)")
+        expect(warnings.first).to_contain_text("Fix: Nothing to do if 3 levels are enough")
+        expect(warnings.nth(1)).to_contain_text("POST /not-quite-circular")
+        # Django admin's warning message: its alert icon, not the success tick.
+        expect(warnings.first).to_have_css("background-image", re.compile("icon-alert"))
+        if heading == "Preview":
+            page.get_by_role("button", name="Confirm the import").click()
+    assert Action.objects.filter(source__name="circles").count() == 3
 
 
 def test_the_progress_page_polls_and_reloads_when_the_job_finishes(

@@ -6,6 +6,13 @@ SCHEMA_CIRCULAR  3 operations; PUT /circular and POST /not-quite-circular are
                  recursive with no end (invalid_tool_schema), PUT /nestedTest is fine:
                  the corpus's schema-circular.json with its recursion made required
                  (the original's optional recursion imports, with a warning)
+RECURSIVE_OPTIONAL  that original (the corpus's schema-circular.json): all 3 operations
+                 import; the recursive inputs of PUT /circular and POST
+                 /not-quite-circular are cut 3 levels deep, each with a
+                 recursive_schema_cut warning (RECURSIVE_CUTS)
+CIRCULAR_BODIES  4 operations on https://httpbin.org: POST /direct recurses with no end
+                 (invalid_tool_schema); the other three recurse optionally and import
+                 with a recursive_schema_cut warning each
 """
 
 import json
@@ -16,6 +23,8 @@ OAS_EXAMPLES = ROOT.parent / "shared" / "specs" / "npm" / "readme__oas-examples"
 PETSTORE = OAS_EXAMPLES / "petstore.json"
 PETSTORE_SIMPLE = OAS_EXAMPLES / "petstore-simple.json"
 SCHEMA_CIRCULAR = ROOT / "tests" / "fixtures" / "edited" / "schema-circular.json"
+RECURSIVE_OPTIONAL = OAS_EXAMPLES / "schema-circular.json"
+CIRCULAR_BODIES = OAS_EXAMPLES / "circular-request-bodies.json"
 EXTERNAL_REF = ROOT / "tests" / "fixtures" / "specs" / "external-ref-https.json"
 
 BASE_URL = "https://petstore.example.com/v3"
@@ -35,6 +44,12 @@ CIRCULAR_FIRST = {
     "operation": "PUT /circular",
     "pointer": "#/components/schemas/MultiPart",
 }
+# RECURSIVE_OPTIONAL's warnings, as (code, operation, pointer), in the spec's order.
+RECURSIVE_CUTS = [
+    ("recursive_schema_cut", "PUT /circular", "#/components/schemas/MultiPart"),
+    ("recursive_schema_cut", "POST /not-quite-circular", "#/components/schemas/ZoneRules"),
+]
+PROBLEM_KEYS = {"code", "operation", "pointer", "message", "fix"}
 # What petstore_v2() changes, as the import reports it.
 V2_ADDED = "GET /pet/{petId}/vaccinations (listVaccinations)"
 V2_CHANGED = "POST /pet (addPet)"

@@ -19,11 +19,15 @@ from importer.models import SpecImport
 from tests.factories import make_action, make_organization
 from tests.importer.specs import (
     BASE_URL,
+    CIRCULAR_BODIES,
     CIRCULAR_FIRST,
     EXTERNAL_REF,
     PETSTORE,
     PETSTORE_KEYS,
     PETSTORE_SIMPLE,
+    PROBLEM_KEYS,
+    RECURSIVE_CUTS,
+    RECURSIVE_OPTIONAL,
     SCHEMA_CIRCULAR,
     V2_ADDED,
     V2_CHANGED,
@@ -94,6 +98,7 @@ def test_posting_a_spec_answers_202_and_the_import_reaches_succeeded_with_counts
         assert queued["status"] == "pending"  # nothing runs before the upload commits
         assert response.headers["Location"] == f"/api/v1/imports/{queued['id']}"
         assert queued["source"] == "petstore"
+        assert (queued["errors"], queued["warnings"]) == ([], [])
         assert queued["filename"] == "petstore-simple.json"
         assert len(queued["sha256"]) == 64
         assert not Action.objects.exists()
@@ -109,6 +114,7 @@ def test_posting_a_spec_answers_202_and_the_import_reaches_succeeded_with_counts
     assert job["counts"] == {"created": 2, "updated": 0, "removed": 0, "unchanged": 0}
     assert job["progress"] == {"done": 2, "total": 2}
     assert job["errors"] == []
+    assert job["warnings"] == []
     assert sorted(job["diff"]["added"]) == ["GET /pet/{id}", "PUT /pet/{id}"]
     actions = Action.objects.filter(organization=org, source__name="petstore")
     assert sorted(actions.values_list("name", flat=True)) == ["Find a pet", "Update a pet"]
@@ -220,6 +226,72 @@ def test_skip_invalid_imports_the_valid_operations_and_reports_the_rest(
         "POST /not-quite-circular",
     ]
     assert list(Action.objects.values_list("operation_key", flat=True)) == ["PUT /nestedTest"]
+
+
+def test_an_optional_recursive_input_imports_with_a_recursive_schema_cut_warning(
+    client, org, key, django_capture_on_commit_callbacks
+):
+    job = run_import(
+        client, key, django_capture_on_commit_callbacks, file=upload(RECURSIVE_OPTIONAL)
+    )
+
+    assert job["status"] == "succeeded", job["errors"]
+    assert job["counts"]["created"] == 3
+    assert job["errors"] == []
+    assert all(set(warning) == PROBLEM_KEYS for warning in job["warnings"])
+    assert [(w["code"], w["operation"], w["pointer"]) for w in job["warnings"]] == RECURSIVE_CUTS
+    lead = job["warnings"][0]
+    assert lead["message"].startswith("The input is recursive (#/components/schemas/MultiPart")
+    assert "expands it 3 levels deep" in lead["message"]
+    assert lead["fix"].startswith("Nothing to do if 3 levels are enough")
+    assert Action.objects.filter(organization=org).count() == 3
+
+
+def test_a_dry_run_reports_the_warnings_of_what_it_would_import(
+    client, org, key, django_capture_on_commit_callbacks
+):
+    job = run_import(
+        client,
+        key,
+        django_capture_on_commit_callbacks,
+        file=upload(RECURSIVE_OPTIONAL),
+        dry_run="true",
+    )
+
+    assert (job["status"], job["dry_run"]) == ("succeeded", True)
+    assert [(w["code"], w["operation"], w["pointer"]) for w in job["warnings"]] == RECURSIVE_CUTS
+    assert not Action.objects.exists()
+
+
+def test_warnings_stay_apart_from_errors_and_a_failed_import_has_none(
+    client, org, key, django_capture_on_commit_callbacks
+):
+    failed = run_import(
+        client, key, django_capture_on_commit_callbacks, file=upload(CIRCULAR_BODIES)
+    )
+
+    assert failed["status"] == "failed"
+    assert [e["operation"] for e in failed["errors"]] == ["POST /direct (directCircular)"]
+    assert failed["warnings"] == []  # nothing was imported, so nothing to know about
+
+    job = run_import(
+        client,
+        key,
+        django_capture_on_commit_callbacks,
+        file=upload(CIRCULAR_BODIES),
+        skip_invalid="true",
+    )
+
+    assert job["status"] == "succeeded", job["errors"]
+    assert [(e["code"], e["operation"]) for e in job["errors"]] == [
+        ("invalid_tool_schema", "POST /direct (directCircular)")
+    ]
+    assert [(w["code"], w["operation"]) for w in job["warnings"]] == [
+        ("recursive_schema_cut", "POST /indirect (indirectCircular)"),
+        ("recursive_schema_cut", "POST /polymorphic (polymorphicCircular)"),
+        ("recursive_schema_cut", "POST /multiple (multipleCircular)"),
+    ]
+    assert Action.objects.count() == 3
 
 
 def test_an_external_ref_fails_to_parse_and_names_the_ref(

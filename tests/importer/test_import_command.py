@@ -16,6 +16,8 @@ from tests.importer.specs import (
     PETSTORE,
     PETSTORE_KEYS,
     PETSTORE_SIMPLE,
+    RECURSIVE_CUTS,
+    RECURSIVE_OPTIONAL,
     SCHEMA_CIRCULAR,
 )
 
@@ -49,7 +51,7 @@ def test_a_successful_import_prints_its_counts(org):
     assert (job.via, job.status, job.source.name) == ("command", "succeeded", "petstore-simple")
 
 
-def test_json_prints_exactly_status_counts_and_errors(org):
+def test_json_prints_exactly_status_counts_errors_and_warnings(org):
     out, _ = import_openapi(PETSTORE_SIMPLE, "--json", org="acme", source="pets")
 
     assert json.loads(out) == {
@@ -59,6 +61,7 @@ def test_json_prints_exactly_status_counts_and_errors(org):
         "removed": 0,
         "unchanged": 0,
         "errors": [],
+        "warnings": [],
     }
     assert SpecSource.objects.get().name == "pets"
 
@@ -111,6 +114,7 @@ def test_an_import_error_with_json_prints_the_errors_and_still_exits_1(org):
     result = json.loads(out.getvalue())
     assert result["status"] == "failed"
     assert (result["created"], result["updated"], result["removed"]) == (0, 0, 0)
+    assert result["warnings"] == []
     assert [(e["code"], e["operation"], e["pointer"]) for e in result["errors"]] == [
         ("invalid_tool_schema", "PUT /circular", "#/components/schemas/MultiPart"),
         ("invalid_tool_schema", "POST /not-quite-circular", "#/components/schemas/ZoneRules"),
@@ -124,6 +128,40 @@ def test_skip_invalid_imports_the_rest_and_lists_what_it_skipped(org):
     assert "  skipped PUT /circular: circular $ref" in out
     assert "  skipped POST /not-quite-circular: circular $ref" in out
     assert list(Action.objects.values_list("operation_key", flat=True)) == ["PUT /nestedTest"]
+
+
+def test_warnings_print_after_the_counts_and_the_import_still_succeeds(org):
+    out, err = import_openapi(RECURSIVE_OPTIONAL, org="acme")  # no SystemExit: exit 0
+
+    lines = out.splitlines()
+    assert lines[0] == (
+        "Imported schema-circular.json into “schema-circular”: 3 created, 0 updated, "
+        "0 removed, 0 unchanged."
+    )
+    warnings = [line for line in lines if line.startswith("  warning: ")]
+    assert [line.split(": ")[1:3] for line in warnings] == [
+        [code, operation] for code, operation, _ in RECURSIVE_CUTS
+    ]
+    assert warnings[0].startswith(
+        "  warning: recursive_schema_cut: PUT /circular: The input is recursive "
+        "(#/components/schemas/MultiPart"
+    )
+    assert warnings[0].endswith("(at #/components/schemas/MultiPart)")
+    assert lines[2].startswith("    fix: Nothing to do if 3 levels are enough")
+    assert err == ""
+    assert Action.objects.filter(organization=org).count() == 3
+
+
+def test_json_lists_warnings_apart_from_errors(org):
+    out, _ = import_openapi(RECURSIVE_OPTIONAL, "--json", "--dry-run", org="acme")
+
+    result = json.loads(out)
+    assert (result["status"], result["created"], result["errors"]) == ("succeeded", 3, [])
+    assert [(w["code"], w["operation"], w["pointer"]) for w in result["warnings"]] == (
+        RECURSIVE_CUTS
+    )
+    assert all(w["message"] and w["fix"] for w in result["warnings"])
+    assert not Action.objects.exists()
 
 
 def test_an_unknown_organization_is_a_command_error(org):

@@ -24,6 +24,8 @@ from tests.importer.specs import (
     BASE_URL,
     PETSTORE,
     PETSTORE_SIMPLE,
+    RECURSIVE_CUTS,
+    RECURSIVE_OPTIONAL,
     SCHEMA_CIRCULAR,
     V2_ADDED,
     V2_CHANGED,
@@ -158,6 +160,7 @@ def test_an_upload_makes_a_dry_run_and_the_job_page_previews_the_diff(
     assert "Added (20)" in shown
     assert "<code>GET /pet/{petId} (getPetById)</code>" in page.content.decode()
     assert f'action="{confirm_url(job)}"' in page.content.decode()
+    assert "import-warnings" not in page.content.decode()  # a spec without warnings
 
 
 def test_a_preview_of_a_reimport_lists_added_changed_and_removed_operations(
@@ -255,6 +258,44 @@ def test_skip_invalid_previews_and_imports_the_valid_operations_listing_the_othe
     assert "1 created, 0 updated, 0 removed, 0 unchanged." in shown
     assert "Skipped operations (2) Operation Code Problem Where Fix PUT /circular" in shown
     assert list(Action.objects.values_list("operation_key", flat=True)) == ["PUT /nestedTest"]
+
+
+def warning_items(html: str) -> list[str]:
+    """The text of each item of the page's warning list (Django's messagelist style)."""
+    listed = re.search(r'<ul class="messagelist import-warnings"[^>]*>(.*?)</ul>', html, re.S)
+    assert listed, "no warning list on the page"
+    items = re.findall(r'<li class="warning"[^>]*>(.*?)</li>', listed.group(1), re.S)
+    return [" ".join(re.sub(r"<[^>]+>", "", item).split()) for item in items]
+
+
+def test_the_preview_and_the_result_list_warnings_after_the_counts(
+    signed_in, django_capture_on_commit_callbacks
+):
+    response = upload(
+        signed_in, django_capture_on_commit_callbacks, file=spec_upload(RECURSIVE_OPTIONAL)
+    )
+    preview = SpecImport.objects.get()
+
+    html = signed_in.get(response.url).content.decode()
+    shown = text(signed_in.get(response.url))
+    assert "Importing will add 3, change 0 and remove 0 actions" in shown
+    assert shown.index("stay as they are.") < shown.index("Warnings (2)") < shown.index("Added")
+    items = warning_items(html)
+    assert len(items) == 2
+    for item, (_, operation, pointer) in zip(items, RECURSIVE_CUTS, strict=True):
+        assert item.startswith(f"{operation}: The input is recursive ({pointer}")
+        assert f"(at {pointer}). Fix: Nothing to do if 3 levels are enough" in item
+    assert html.count('data-code="recursive_schema_cut"') == 2
+    assert "Operations that will be skipped" not in shown  # warnings are not errors
+    confirmed = confirm(signed_in, django_capture_on_commit_callbacks, preview)
+
+    page = signed_in.get(confirmed.url)
+    shown = text(page)
+    assert "3 created, 0 updated, 0 removed, 0 unchanged. Warnings (2)" in shown
+    assert warning_items(page.content.decode()) == items
+    assert "Skipped operations" not in shown
+    history = signed_in.get(HISTORY_URL).content.decode()
+    assert "3 created, 0 updated, 0 removed, 0 unchanged; 2 warnings" in history
 
 
 def test_status_json_reports_progress_while_pending_and_the_end_when_finished(

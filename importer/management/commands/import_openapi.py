@@ -3,7 +3,9 @@
 
 Imports an OpenAPI 2.0/3.0/3.1/3.2 document (JSON or YAML) into a spec source of the
 organization, in this process (no worker needed). Exit 0 on success, 1 on an import
-error, printed as its code, operation and message (or as JSON with --json).
+error, printed as its code, operation and message (or as JSON with --json). Warnings
+(an operation imported with something to know, e.g. recursive_schema_cut) are printed
+after the counts, and never change the exit code.
 """
 
 import json
@@ -88,7 +90,17 @@ class Command(BaseCommand):
         )
         for error in job.errors:
             self.stdout.write(f"  skipped {error['operation']}: {error['message']}")
+        for warning in job.warnings:
+            at = f" (at {warning['pointer']})" if warning.get("pointer") else ""
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  warning: {warning['code']}: {warning['operation']}: "
+                    f"{warning['message']}{at}"
+                )
+            )
+            if warning.get("fix"):
+                self.stdout.write(f"    fix: {warning['fix']}")
 
 
 def result_json(job: SpecImport) -> dict:
-    return {"status": job.status, **job.counts(), "errors": job.errors}
+    return {"status": job.status, **job.counts(), "errors": job.errors, "warnings": job.warnings}
