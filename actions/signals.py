@@ -84,6 +84,15 @@ def api_key_changed(sender, instance, **kwargs) -> None:
     state.renew(instance.organization_id)
 
 
+@receiver([post_save, post_delete], sender="execution.GlobalVariable")
+def global_variable_changed(sender, instance, **kwargs) -> None:
+    # Invoke keeps each organization's variables (as stored, encrypted) in memory
+    # under the stamp (execution.run.organization_variables): a new, changed, rotated
+    # or deleted secret is used from the next call on, in every process.
+    if not _muted.get():  # an organization being deleted renews its stamp once
+        state.renew(instance.organization_id)
+
+
 @receiver(post_save, sender=Organization)
 def organization_created(sender, instance, created, **kwargs) -> None:
     # A fresh stamp for a new organization: nothing cached under an earlier one (an

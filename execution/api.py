@@ -110,8 +110,37 @@ FORM_OPENED = {
 }
 
 
-def visible_action(organization, tool_name: str, channel: str, contact: str) -> Action:
-    """The action this contact may use on this channel, by its tool name; else 404."""
+# Resolved actions, with their header and parameter rows, by (organization, stamp,
+# channel, the contact's segments, tool name). Every change an answer depends on (the
+# action, its rows, channels and segment restrictions, the contact's membership)
+# renews the organization's stamp (actions.signals), so an entry is never stale, only
+# no longer asked for. Entries are shared by the threads of this process and only
+# read: run_action, build_request and open_form never write to an Action or its rows.
+_local_actions = state.LocalLRU(max_entries=2_000)
+
+
+def visible_action(
+    organization, tool_name: str, channel: str, contact: str, stamp: int | None = None
+) -> Action:
+    """The action this contact may use on this channel, by its tool name; else 404.
+
+    `stamp`: the organization's state stamp as the request read it (actions.state),
+    read before the database so that what is cached under it is never older than it.
+    """
+    if stamp is None:
+        stamp = state.current(organization.pk)
+    segment_ids = contact_segment_ids(organization.pk, stamp, contact or None)
+    key = (organization.pk, stamp, channel, segment_ids, tool_name)
+    action = _local_actions.get(key)
+    if action is None:
+        action = _find_visible_action(organization, tool_name, channel, segment_ids)
+        _local_actions.put(key, action)
+    return action
+
+
+def _find_visible_action(
+    organization, tool_name: str, channel: str, segment_ids: tuple[int, ...]
+) -> Action:
     # Gemini's rendering prefixes "_" to a name starting with a digit; the exact name
     # always wins, so a tool really named "_2fa" is never mistaken for "2fa".
     names = [tool_name]
@@ -121,9 +150,7 @@ def visible_action(organization, tool_name: str, channel: str, contact: str) -> 
         action.tool_name: action
         for action in Action.objects.for_organization(organization)
         .enabled_on(channel)
-        .visible_to(
-            contact_segment_ids(organization.pk, state.current(organization.pk), contact or None)
-        )
+        .visible_to(segment_ids)
         .filter(tool_name__in=names)
         .prefetch_related("headers", "parameters")
     }
@@ -158,8 +185,9 @@ class InvokeView(APIView):
         params = InvokeSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
+        stamp = getattr(request.user, "stamp", None)  # read with the rate limit (KeyHolder)
         action = visible_action(
-            request.user.organization, tool_name, data["channel"], data["contact"]
+            request.user.organization, tool_name, data["channel"], data["contact"], stamp
         )
         try:
             if action.requires_form:
@@ -171,6 +199,7 @@ class InvokeView(APIView):
                 contact=data["contact"],
                 context=data["context"],
                 runtime_headers=data["headers"],
+                stamp=stamp,
             )
         except ArgumentsInvalid as invalid:
             return Response({"arguments": invalid.messages}, status=422)

@@ -27,6 +27,7 @@ What `send` guarantees, in the order it checks:
    requests-hardened's IPFilterAdapter, fed with our own single, all-records-checked
    resolution instead of its own first-record lookup. `_PinnedHTTPSConnection`
    refuses to open a socket to anything but that address and re-checks the peer.
+   A kept-alive connection (below) is the other way to reach it.
 4. **It ends on time, with a bounded body.** One wall-clock deadline covers DNS,
    connect (at most 5 s), TLS, headers and body: each body read gets the time left,
    and a watchdog shuts the socket down at the deadline, so a server trickling a byte
@@ -43,20 +44,48 @@ Response size: over the cap is not an error, it is ``truncated`` (the AI sees th
 beginning of the body, as the product promises). ``too_large`` is kept for what cannot
 be cut: a response whose header section is over http.client's limits (a 64 KiB line
 or more than 100 header fields).
+
+**Kept-alive connections.** A new TCP + TLS connection costs more than the rest of a
+call, so a connection whose exchange ended cleanly is kept for the next call that
+would open exactly the same one. Reuse changes nothing above: every call still parses,
+screens, resolves and checks every address (steps 1-2) before it looks for a kept
+connection, and takes one only if it was made under the same key (`_Pin.key`): the
+caller's ``partition`` (execution.run passes the organization, so no connection or
+its state ever passes between organizations), the host name (SNI, certificate name
+and Host header), **the address this call's own resolution chose**, the port and the
+TLS context (trust store). A name that now resolves elsewhere, to a blocked address
+or to another public one, never reaches a connection made to the old address
+(rebinding stays shut). Before reuse the socket's peer is checked against that address
+again, and a connection the server closed, or with bytes nobody asked for, is
+discarded. A connection is kept only if this call sent its whole request, read the
+response to its framed end (Content-Length or the last chunk) before the deadline,
+and neither side asked to close (``Connection: close``, HTTP/1.0); a truncated,
+timed-out or failed exchange closes it. Kept connections wait at most
+`POOL_IDLE_SECONDS` (less when the server's ``Keep-Alive: timeout`` says so),
+`POOL_PER_KEY` per key and `POOL_MAX_IDLE` in all; a forked child starts with none.
+Deadlines are kept by one watchdog thread for the process, and lookups run in a
+small set of reused threads (a stuck lookup keeps its own thread, never another
+call's), instead of a thread and a Timer per call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import http.client
+import itertools
 import json as jsonlib
 import logging
+import os
+import queue
 import re
 import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
 from typing import Any, Literal, get_args
@@ -69,8 +98,10 @@ from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import ClosedPoolError
 from urllib3.util import parse_url
 from urllib3.util.ssl_ import create_urllib3_context
+from urllib3.util.wait import wait_for_read
 
 from execution.addresses import (
     IPAddress,
@@ -117,6 +148,13 @@ FORBIDDEN_HEADERS = frozenset(
 DEFAULT_HEADERS = {"User-Agent": "OpenCX", "Accept-Encoding": "gzip, deflate", "Accept": "*/*"}
 CONNECT_TIMEOUT_SECONDS = 5.0
 DNS_TIMEOUT_SECONDS = 10.0
+DNS_THREADS_MAX = 64  # lookups in flight at once; more wait for a free thread
+DNS_THREAD_IDLE_SECONDS = 60.0
+# Kept-alive connections: how long one waits for its next call, how many per key and
+# in all (the oldest go first).
+POOL_IDLE_SECONDS = 30.0
+POOL_PER_KEY = 4
+POOL_MAX_IDLE = 256
 MAX_URL_LENGTH = 8192
 READ_CHUNK = 64 * 1024
 
@@ -194,11 +232,14 @@ def send(
     *,
     timeout_seconds: float | None = None,
     max_bytes: int | None = None,
+    partition: Hashable = None,
 ) -> OutboundResponse:
     """Send one request under the rules in the module docstring; never follows a redirect.
 
     Returns the upstream's answer whatever its status; raises `OutboundError` when there
-    is no answer. No other exception escapes for any input.
+    is no answer. No other exception escapes for any input. ``partition`` (the
+    organization, say) keeps kept-alive connections apart: a connection is reused only
+    by a call with the same partition.
     """
     started = time.monotonic()
     try:
@@ -220,16 +261,16 @@ def send(
         target.literal if target.literal is not None else _resolve(target, allowlist, deadline)
     )
 
-    pin = _Pin(hostname=target.hostname, ip=address, port=target.port)
-    watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), pin.expire)
-    watchdog.daemon = True
+    pin = _Pin(hostname=target.hostname, ip=address, port=target.port, partition=partition)
     session = requests.Session()
     session.trust_env = False  # no HTTPS_PROXY, no .netrc, no REQUESTS_CA_BUNDLE
     session.adapters.clear()
     session.mount("https://", _PinnedAdapter(pin))
     response: requests.Response | None = None
+    complete = False  # the exchange ended cleanly: its connection may be kept
     try:
-        watchdog.start()
+        _watchdog.arm(pin, deadline)
+        pin.tls = _tls_context(settings.OUTBOUND_TEST_CA_BUNDLE)
         remaining = _remaining(deadline)
         response = session.send(
             prepared,
@@ -242,6 +283,8 @@ def send(
         body, truncated = _read_body(response, pin, deadline, cap)
         if pin.expired:
             raise OutboundError("timeout", f"no complete response within {timeout:g} s")
+        # A 101 or other 1xx final answer leaves the connection in another protocol.
+        complete = not truncated and response.status_code >= 200
         return OutboundResponse(
             status=response.status_code,
             headers={name.lower(): value for name, value in response.headers.items()},
@@ -255,11 +298,10 @@ def send(
     except Exception as error:  # every library failure becomes a cause
         raise _classify(error, pin, timeout, target) from error
     finally:
-        watchdog.cancel()
         if response is not None:
-            response.close()
+            response.close()  # closes the connection, unless it was read to its end
         session.close()
-        pin.close()
+        pin.finish(keep=complete, headers=response.headers if response is not None else None)
 
 
 # --- 1. The request -------------------------------------------------------------------
@@ -521,30 +563,99 @@ def _getaddrinfo(host: str, port: int, deadline: float) -> list:
     limit = min(DNS_TIMEOUT_SECONDS, deadline - time.monotonic())
     if limit <= 0:
         raise OutboundError("timeout", "no time left for the DNS lookup")
-    outcome: dict[str, Any] = {}
-
-    def lookup() -> None:
-        try:
-            outcome["records"] = socket.getaddrinfo(
-                host + ".", port, socket.AF_UNSPEC, socket.SOCK_STREAM
-            )
-        except Exception as error:  # handed back to the caller's thread
-            outcome["error"] = error
-
-    # A thread, because getaddrinfo has no timeout of its own; a stuck lookup ends by
-    # the resolver's own timeouts and is abandoned here.
-    worker = threading.Thread(target=lookup, name="outbound-dns", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
+    lookup = _Lookup(host + ".", port)
+    # Another thread, because getaddrinfo has no timeout of its own; a stuck lookup
+    # ends by the resolver's own timeouts and is abandoned here.
+    try:
+        _resolver.submit(lookup)
+    except RuntimeError:  # no thread could be started
+        raise OutboundError("dns", f"no thread free to look {host} up") from None
+    if not lookup.done.wait(limit):
+        lookup.abandoned = True
         cause: Cause = "timeout" if limit < DNS_TIMEOUT_SECONDS else "dns"
         raise OutboundError(cause, f"DNS lookup of {host} took over {limit:.1f} s")
-    error = outcome.get("error")
+    error = lookup.error
     if isinstance(error, socket.gaierror):
         raise OutboundError("dns", f"{host} did not resolve ({error.strerror or error})")
     if error is not None:
         raise OutboundError("dns", f"DNS lookup of {host} failed ({type(error).__name__})")
-    return outcome["records"]
+    return lookup.records
+
+
+class _Lookup:
+    """One getaddrinfo call, run by a `_Resolver` thread; `done` is set once it ended."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.done = threading.Event()
+        self.abandoned = False  # its caller stopped waiting: not worth starting
+        self.records: list = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.records = socket.getaddrinfo(
+                self.host, self.port, socket.AF_UNSPEC, socket.SOCK_STREAM
+            )
+        except Exception as error:  # handed back to the caller's thread
+            self.error = error
+
+
+class _Resolver:
+    """Daemon threads that run lookups and wait for the next one: a call hands its
+    lookup to an idle thread, or starts one (up to DNS_THREADS_MAX; beyond that lookups
+    queue). A stuck lookup holds only its own thread. A thread idle for
+    DNS_THREAD_IDLE_SECONDS ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue] = []  # each idle thread's inbox
+        self._threads = 0
+        self._backlog: deque[_Lookup] = deque()
+
+    def submit(self, lookup: _Lookup) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle.pop().put(lookup)
+                return
+            if self._threads >= DNS_THREADS_MAX:
+                self._backlog.append(lookup)
+                return
+            self._threads += 1
+        try:
+            threading.Thread(
+                target=self._work, args=(lookup,), name="outbound-dns", daemon=True
+            ).start()
+        except RuntimeError:
+            with self._lock:
+                self._threads -= 1
+            raise
+
+    def _work(self, lookup: _Lookup) -> None:
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        while True:
+            if not lookup.abandoned:
+                lookup.run()
+            finished = lookup
+            with self._lock:
+                backlog = self._backlog.popleft() if self._backlog else None
+                if backlog is None:
+                    self._idle.append(inbox)
+            # Free again before the caller wakes: its next lookup finds this thread.
+            finished.done.set()
+            if backlog is not None:
+                lookup = backlog
+                continue
+            try:
+                lookup = inbox.get(timeout=DNS_THREAD_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if any(idle is inbox for idle in self._idle):
+                        self._idle.remove(inbox)
+                        self._threads -= 1
+                        return
+                lookup = inbox.get()  # handed one just as the wait ended
 
 
 def _remaining(deadline: float) -> float:
@@ -558,14 +669,21 @@ def _remaining(deadline: float) -> float:
 
 
 class _Pin:
-    """The checked destination of one call, and the watchdog that ends it on time."""
+    """The checked destination of one call, its deadline, and what becomes of its
+    connection (`finish`)."""
 
-    def __init__(self, hostname: str, ip: IPAddress, port: int):
+    def __init__(self, hostname: str, ip: IPAddress, port: int, partition: Hashable = None):
         self.hostname = hostname
         self.ip = ip
         self.port = port
+        self.partition = partition
+        self.tls: ssl.SSLContext | None = None  # the trust store the connection verifies with
         self.expired = False
+        self.done = False  # finished: the deadline no longer concerns it
         self.stream: socket.socket | None = None  # the socket reads go through (TLS)
+        # The connection urllib3 handed back because its response was read to the end.
+        self.released: _PinnedHTTPSConnection | None = None
+        self.reused = False  # the call went over a kept-alive connection
         self._watched: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -573,26 +691,73 @@ class _Pin:
     def pool_host(self) -> str:
         return f"[{self.ip}]" if isinstance(self.ip, IPv6Address) else str(self.ip)
 
+    @property
+    def key(self) -> tuple:
+        """What a kept-alive connection must have been made for to serve this call: the
+        same partition, name (SNI, certificate, Host), checked address, port and TLS
+        context (the context object itself: one per trust store, see _tls_context)."""
+        return (self.partition, self.hostname, self.ip, self.port, self.tls)
+
     def watch(self, sock: socket.socket) -> None:
         # A duplicate of the descriptor: shutdown() on it ends the connection the TLS
         # layer reads from, without racing on the TLS object from another thread.
+        # (fromfd, not dup(): a kept-alive connection's socket is already TLS.)
         with self._lock:
-            duplicate = sock.dup()
+            duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
             self._watched.append(duplicate)
             if self.expired:
                 self._shutdown(duplicate)
 
     def expire(self) -> None:
+        """The deadline passed (the watchdog's thread): end the call's connection."""
         with self._lock:
+            if self.done:
+                return
             self.expired = True
             for sock in self._watched:
                 self._shutdown(sock)
 
-    def close(self) -> None:
+    def adopt(self, conn: _PinnedHTTPSConnection) -> bool:
+        """Take a kept-alive connection for this call, if it still is what its key says
+        and is clean: connected to this call's checked address, verified, not closed by
+        the server, nothing unread in it."""
+        sock = conn.sock
+        if sock is None or not conn.is_verified or not isinstance(sock, ssl.SSLSocket):
+            return False
+        try:
+            if sock.pending() or wait_for_read(sock, timeout=0.0):
+                return False  # the server closed it, or sent what nobody asked for
+            peer = ip_address(sock.getpeername()[0].split("%")[0])
+        except (OSError, ValueError):
+            return False
+        if peer != ip_address(str(self.ip).split("%")[0]):
+            return False
+        conn._pin = self
+        self.watch(sock)
+        self.stream = sock
+        self.reused = True
+        return True
+
+    def finish(self, keep: bool, headers: Any) -> None:
+        """End the call: stop watching its deadline, then keep its connection for the
+        next call if the exchange ended cleanly (`keep`) and in time, urllib3 released
+        it (the response was read to its framed end), the whole request was sent, and
+        neither side asked to close it; else close it."""
         with self._lock:
+            expired = self.expired
+            self.done = True
             for sock in self._watched:
                 sock.close()
             self._watched.clear()
+        self.stream = None  # the watchdog's queue may hold this pin a while
+        conn, self.released = self.released, None
+        if conn is None:
+            return
+        idle = _idle_seconds(headers) if keep and not expired else 0.0
+        if idle > 0 and conn.sock is not None and conn.sent_whole and self.tls is not None:
+            _idle.put(self.key, conn, time.monotonic() + idle)
+        else:
+            _discard(conn)
 
     @staticmethod
     def _shutdown(sock: socket.socket) -> None:
@@ -627,13 +792,39 @@ class _PinnedHTTPSConnection(HTTPSConnection):
         super().connect()
         self._pin.stream = self.sock
 
+    sent_whole = False  # the last request went out entirely (urllib3 swallows EPIPE)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self.sent_whole = False
+        super().request(*args, **kwargs)
+        self.sent_whole = True
+
 
 class _PinnedHTTPSConnectionPool(HTTPSConnectionPool):
+    """One call's pool: its connection is a kept-alive one made under the same key, or
+    a new one to the pinned address; what urllib3 hands back goes to the pin, which
+    decides whether it is kept (`_Pin.finish`)."""
+
     ConnectionCls = _PinnedHTTPSConnection
 
     def __init__(self, *args: Any, pin: _Pin, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.conn_kw["pin"] = pin
+        self._pin = pin
+
+    def _get_conn(self, timeout: float | None = None) -> _PinnedHTTPSConnection:
+        if self.pool is None:
+            raise ClosedPoolError(self, "Pool is closed.")
+        pin = self._pin
+        while (conn := _idle.take(pin.key)) is not None:
+            if pin.adopt(conn):
+                return conn
+            _discard(conn)
+        return self._new_conn()
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            self._pin.released = conn
 
 
 @functools.lru_cache(maxsize=4)
@@ -682,8 +873,198 @@ class _PinnedAdapter(HTTPAdapter):
         pool_kwargs.pop("ca_certs", None)
         pool_kwargs.pop("ca_cert_dir", None)
         pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
-        pool_kwargs["ssl_context"] = _tls_context(settings.OUTBOUND_TEST_CA_BUNDLE)
+        pool_kwargs["ssl_context"] = pin.tls  # the context in the pin's key
         return host_params, pool_kwargs
+
+
+def _idle_seconds(headers: Any) -> float:
+    """How long a connection may wait for its next call after this response: none if
+    either side asked to close it; else POOL_IDLE_SECONDS, or a second less than the
+    server's own ``Keep-Alive: timeout=N`` if that is shorter.
+
+    >>> _idle_seconds({"keep-alive": "timeout=5, max=100"}), _idle_seconds({})
+    (4.0, 30.0)
+    >>> _idle_seconds({"connection": "close"}), _idle_seconds({"keep-alive": "timeout=1"})
+    (0.0, 0.0)
+    """
+    if headers is None:
+        return 0.0
+    if "close" in (headers.get("connection") or "").lower():
+        return 0.0
+    limit = POOL_IDLE_SECONDS
+    hint = re.search(r"timeout\s*=\s*(\d+)", headers.get("keep-alive") or "", re.IGNORECASE)
+    if hint:
+        limit = min(limit, float(hint.group(1)) - 1)
+    return max(limit, 0.0)
+
+
+def _discard(conn: _PinnedHTTPSConnection) -> None:
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+class _IdleConnections:
+    """This process's kept-alive connections by key (`_Pin.key`), each with the time it
+    must be used by; at most POOL_PER_KEY per key and POOL_MAX_IDLE in all (the least
+    recently returned go first). Expired ones are closed when met, and by `sweep`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # key -> [(use by, connection)], oldest first; keys least recently returned first
+        self._idle: OrderedDict[tuple, list[tuple[float, _PinnedHTTPSConnection]]]
+        self._idle = OrderedDict()
+        self._count = 0
+        self._next_sweep = 0.0
+
+    def take(self, key: tuple) -> _PinnedHTTPSConnection | None:
+        """The most recently returned connection for the key that is not past its time."""
+        now = time.monotonic()
+        stale = []
+        found = None
+        with self._lock:
+            entries = self._idle.get(key)
+            while entries:
+                use_by, conn = entries.pop()
+                self._count -= 1
+                if use_by > now:
+                    found = conn
+                    break
+                stale.append(conn)
+            if entries is not None and not entries:
+                del self._idle[key]
+        for conn in stale:
+            _discard(conn)
+        return found
+
+    def put(self, key: tuple, conn: _PinnedHTTPSConnection, use_by: float) -> None:
+        closing = []
+        with self._lock:
+            entries = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            entries.append((use_by, conn))
+            self._count += 1
+            if len(entries) > POOL_PER_KEY:
+                closing.append(self._pop_oldest(key))
+            while self._count > POOL_MAX_IDLE:
+                closing.append(self._pop_oldest(next(iter(self._idle))))
+        for old in closing:
+            _discard(old)
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Close the connections past their time (at most once a second)."""
+        now = time.monotonic()
+        expired = []
+        with self._lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + 1.0
+            for key in list(self._idle):
+                entries = self._idle[key]
+                fresh = [entry for entry in entries if entry[0] > now]
+                if len(fresh) == len(entries):
+                    continue
+                expired += [conn for use_by, conn in entries if use_by <= now]
+                self._count -= len(entries) - len(fresh)
+                if fresh:
+                    self._idle[key] = fresh
+                else:
+                    del self._idle[key]
+        for conn in expired:
+            _discard(conn)
+
+    def clear(self) -> None:
+        with self._lock:
+            everything = [conn for entries in self._idle.values() for _, conn in entries]
+            self._idle.clear()
+            self._count = 0
+        for conn in everything:
+            _discard(conn)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _pop_oldest(self, key: tuple) -> _PinnedHTTPSConnection:
+        entries = self._idle[key]
+        _, conn = entries.pop(0)
+        self._count -= 1
+        if not entries:
+            del self._idle[key]
+        return conn
+
+
+class _Watchdog:
+    """One daemon thread that ends each call at its deadline (`_Pin.expire`), instead
+    of a Timer thread per call; between deadlines it closes kept-alive connections past
+    their time. Finished calls are dropped from its queue lazily."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Pin]] = []
+        self._order = itertools.count()
+        self._compact_at = 1024
+        self._sleeping_until = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def arm(self, pin: _Pin, deadline: float) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline, next(self._order), pin))
+            if len(self._heap) >= self._compact_at:  # many finished calls still queued
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._compact_at = max(1024, 2 * len(self._heap))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbound-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif deadline < self._sleeping_until:
+                self._wake.notify()  # it sleeps past this deadline
+
+    def _run(self) -> None:
+        while True:
+            due = None
+            with self._wake:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                now = time.monotonic()
+                if self._heap and self._heap[0][0] <= now:
+                    due = heapq.heappop(self._heap)[2]
+                else:
+                    until = now + POOL_IDLE_SECONDS
+                    if self._heap:
+                        until = min(until, self._heap[0][0])
+                    self._sleeping_until = until
+                    self._wake.wait(until - now)
+            if due is not None:
+                due.expire()
+            else:
+                _idle.sweep()
+
+
+_idle = _IdleConnections()
+_watchdog = _Watchdog()
+_resolver = _Resolver()
+
+
+def close_idle_connections() -> None:
+    """Close every kept-alive connection of this process (tests start with none)."""
+    _idle.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's threads do not exist in a forked child (a prefork worker), and its
+    # kept-alive connections are the parent's: two processes must never share one.
+    # Start afresh, without taking the parent's locks (another thread may have held
+    # one at the fork). The parent's connections are dropped: collecting them closes
+    # this process's copies of their descriptors, and sends nothing on them.
+    global _idle, _watchdog, _resolver
+    _idle = _IdleConnections()
+    _watchdog = _Watchdog()
+    _resolver = _Resolver()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --- 4. The response ------------------------------------------------------------------
@@ -730,6 +1111,8 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 def _classify(error: Exception, pin: _Pin, timeout: float, target: _Target) -> OutboundError:
     where = f"{target.hostname} ({pin.ip}) port {target.port}"
+    if pin.reused:
+        where += " on a kept-alive connection"
     if pin.expired:
         return OutboundError("timeout", f"{where}: no complete response within {timeout:g} s")
     chain = _chain(error)

@@ -4,22 +4,29 @@
 
 The Execution row is written before the request goes out and completed after it, in
 autocommit (never a transaction around the call), so a crash mid-call leaves a
-`started` row rather than nothing. Upstream status and body pass through to the AI
-(JSON parsed, text as text, cut at EXECUTION_MAX_CHARS_FOR_AI with truncated: true);
-a timeout is a 408 "Request timed out after 60000ms"; any other failure to complete
-is "Something went wrong" for the AI, with its precise cause in the log. Every
-secret and runtime-header value is masked in what the log keeps.
+`started` row rather than nothing: one INSERT, with the masked request, once the
+request is built, and one UPDATE with the outcome (a row the caller started, for a
+form submission or the Test button, is updated with the request instead).
+
+Upstream status and body pass through to the AI (JSON parsed, text as text, cut at
+EXECUTION_MAX_CHARS_FOR_AI with truncated: true); a timeout is a 408 "Request timed
+out after 60000ms"; any other failure to complete is "Something went wrong" for the
+AI, with its precise cause in the log. Every secret and runtime-header value is
+masked in what the log keeps.
 """
 
 import base64
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from django.conf import settings
 
+from actions import state
 from actions.models import Action, Contact
 from execution import http
 from execution.build import ArgumentsInvalid, ConfigurationError, ContextMissing, build_request
@@ -87,9 +94,10 @@ def call_context(action: Action, channel: str, contact: str, context: dict | Non
 
 
 def start_execution(
-    action: Action, *, channel: str, contact: str = "", is_test: bool = False
+    action: Action, *, channel: str, contact: str = "", is_test: bool = False, **fields: Any
 ) -> Execution:
-    """The log row of a call about to be made (outcome `started`)."""
+    """The log row of a call about to be made (outcome `started`, unless `fields` say
+    otherwise; `fields` may also carry the masked arguments and request)."""
     return Execution.objects.create(
         organization_id=action.organization_id,
         action=action,
@@ -98,7 +106,41 @@ def start_execution(
         channel=channel,
         contact_external_id=contact or "",
         is_test=is_test,
+        **fields,
     )
+
+
+# What the final save writes (one UPDATE): the outcome of the call.
+FINISHED_FIELDS = [
+    "outcome", "cause", "detail", "status_code", "duration_ms", "truncated",
+    "response_headers", "response_body", "updated_at",
+]  # fmt: skip
+
+# The organizations' global variables as stored (values encrypted), by (organization,
+# stamp): saving or deleting one renews the stamp (actions.signals), so an entry is
+# never stale. Only ciphertext is kept; each call decrypts what it sends, so a key
+# taken out of SECRET_ENCRYPTION_KEYS stops opening them at once. Entries are shared by
+# the threads of this process and only read (reveal, may_be_sent_to).
+_local_variables = state.LocalLRU(max_entries=1_000)
+
+
+def organization_variables(
+    organization_id: int, stamp: int | None = None
+) -> dict[str, GlobalVariable]:
+    """The organization's global variables by name; from this process's memory when the
+    caller read the organization's stamp (before this, as the API does), else queried."""
+    if stamp is None:
+        return _load_variables(organization_id)
+    key = (organization_id, stamp)
+    variables = _local_variables.get(key)
+    if variables is None:
+        variables = _load_variables(organization_id)
+        _local_variables.put(key, variables)
+    return dict(variables)
+
+
+def _load_variables(organization_id: int) -> dict[str, GlobalVariable]:
+    return {v.name: v for v in GlobalVariable.objects.filter(organization_id=organization_id)}
 
 
 def run_action(
@@ -111,14 +153,16 @@ def run_action(
     runtime_headers: dict[str, str] | None = None,
     is_test: bool = False,
     execution: Execution | None = None,
+    stamp: int | None = None,
 ) -> Result:
     """`execution`: a row already started for this call (a form submission starts it
-    in the same transaction that claims the submission, before anything is sent)."""
-    if execution is None:
-        execution = start_execution(action, channel=channel, contact=contact, is_test=is_test)
-    variables = {
-        v.name: v for v in GlobalVariable.objects.filter(organization_id=action.organization_id)
-    }
+    in the same transaction that claims the submission, before anything is sent).
+    `stamp`: the organization's state stamp, when the caller read it before anything
+    else (the API does), so the organization's variables come from memory."""
+    start = functools.partial(
+        start_execution, action, channel=channel, contact=contact, is_test=is_test
+    )
+    variables = organization_variables(action.organization_id, stamp)
     masker = Masker()
     try:
         built = build_request(
@@ -127,21 +171,30 @@ def run_action(
         )  # fmt: skip
     except (ArgumentsInvalid, ContextMissing) as refusal:
         cause = "arguments" if isinstance(refusal, ArgumentsInvalid) else "context"
-        _refuse(execution, cause, str(refusal), arguments, masker)
+        _refuse(execution or start, cause, str(refusal), arguments, masker)
         raise
     except (ConfigurationError, SecretUnavailable) as problem:
         cause = "secret_unavailable" if isinstance(problem, SecretUnavailable) else "configuration"
-        _refuse(execution, cause, str(problem), arguments, masker)
+        execution = _refuse(execution or start, cause, str(problem), arguments, masker)
         return Result(execution, ok=False, status=None, error=SOMETHING_WENT_WRONG)
 
     masker.secrets = built.secrets
-    execution.arguments = masker.value(built.arguments)
-    execution.request = masker.value(describe(built.request))
-    execution.save(update_fields=["arguments", "request", "updated_at"])
+    logged = {
+        "arguments": masker.value(built.arguments),
+        "request": masker.value(describe(built.request)),
+    }
+    if execution is None:
+        # Written before anything is sent: a crash mid-call leaves this `started` row.
+        execution = start(**logged)
+    else:
+        for name, value in logged.items():
+            setattr(execution, name, value)
+        execution.save(update_fields=[*logged, "updated_at"])
 
     started = time.perf_counter()
     try:
-        response = http.send(built.request)
+        # Kept-alive connections are never shared between organizations.
+        response = http.send(built.request, partition=action.organization_id)
     except http.OutboundError as failure:
         execution.duration_ms = (time.perf_counter() - started) * 1000
         execution.outcome = Execution.Outcome.ERROR
@@ -149,7 +202,7 @@ def run_action(
         execution.detail = masker.text(failure.detail)
         if failure.cause == "timeout":
             execution.status_code = 408
-        execution.save()
+        execution.save(update_fields=FINISHED_FIELDS)
         if failure.cause == "timeout":
             timeout_ms = int(settings.EXECUTION_TIMEOUT_SECONDS * 1000)
             return Result(
@@ -168,7 +221,7 @@ def run_action(
     # Masked before it is cut: a cut first could leave half a secret behind.
     execution.response_body = masker.text(response.body[: LOGGED_BODY_CHARS * 4].decode(
         "utf-8", "replace"))[:LOGGED_BODY_CHARS]  # fmt: skip
-    execution.save()
+    execution.save(update_fields=FINISHED_FIELDS)
     return Result(
         execution, ok=ok, status=response.status, body=body, truncated=execution.truncated
     )
@@ -217,12 +270,27 @@ def describe(request: http.OutboundRequest) -> dict[str, Any]:
     return described
 
 
-def _refuse(execution: Execution, cause: str, detail: str, arguments: Any, masker) -> None:
-    execution.outcome = Execution.Outcome.REFUSED
-    execution.cause = cause
-    execution.detail = masker.text(detail)
-    execution.arguments = arguments if isinstance(arguments, dict) else {}
-    execution.save()
+def _refuse(
+    execution: "Execution | Callable[..., Execution]",
+    cause: str,
+    detail: str,
+    arguments: Any,
+    masker: "Masker",
+) -> Execution:
+    """Log a call refused before sending: an UPDATE of the row already started, or one
+    INSERT (`execution` is then the function that starts it)."""
+    refused = {
+        "outcome": Execution.Outcome.REFUSED,
+        "cause": cause,
+        "detail": masker.text(detail),
+        "arguments": arguments if isinstance(arguments, dict) else {},
+    }
+    if not isinstance(execution, Execution):
+        return execution(**refused)
+    for name, value in refused.items():
+        setattr(execution, name, value)
+    execution.save(update_fields=[*refused, "updated_at"])
+    return execution
 
 
 def _base64_cores(secret: bytes) -> list[str]:
@@ -243,10 +311,20 @@ class Masker:
 
     def __init__(self, secrets: list[str] | None = None) -> None:
         self.secrets = secrets or []
+        self._forms: tuple[tuple[str, ...], list[str]] | None = None
 
     def forms(self) -> list[str]:
+        # Computed once per set of secrets, not per value masked (a call masks dozens);
+        # keyed on the secrets themselves, so appending one recomputes.
+        secrets = tuple(self.secrets)
+        if self._forms is None or self._forms[0] != secrets:
+            self._forms = (secrets, self._compute_forms(secrets))
+        return self._forms[1]
+
+    @staticmethod
+    def _compute_forms(secrets: tuple[str, ...]) -> list[str]:
         forms = set()
-        for secret in self.secrets:
+        for secret in secrets:
             if len(secret) < 4:
                 continue  # too short to mask without mangling ordinary text
             forms |= {

@@ -13,9 +13,19 @@ import pytest
 import trustme
 from pytest_httpserver import HTTPServer
 
+from execution import http
 from tests.execution.fakes import ConnectRecorder, FakeDNS, Sentinel
 
 API_HOST = "api.example.com"
+
+
+@pytest.fixture(autouse=True)
+def no_kept_alive_connections() -> Iterator[None]:
+    """Each test starts and ends with no kept-alive outbound connection: one kept from
+    an earlier test (the HTTPS server lives for the session) would hide its connects."""
+    http.close_idle_connections()
+    yield
+    http.close_idle_connections()
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +159,54 @@ def read_request_head(tls: ssl.SSLSocket) -> bytes:
             break
         data += chunk
     return data
+
+
+def next_request(tls: ssl.SSLSocket, stop: threading.Event) -> bytes:
+    """The next request head on a kept-alive connection; b"" once the client closes it
+    (or the test ends)."""
+    tls.settimeout(0.05)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if stop.is_set():
+            return b""
+        try:
+            chunk = tls.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class KeepAlive:
+    """A raw_server handler answering every request on a connection for as long as the
+    client keeps it: the n-th request of the test (0-based) gets `answers[n]` (the last
+    repeats), after `delays[n]` seconds if given. The server reads each connection's
+    first request head (its `requests`); `heads` are the later ones."""
+
+    def __init__(self, *answers: bytes, delays: dict[int, float] | None = None):
+        self.answers = answers or (OK,)
+        self.delays = delays or {}
+        self.requests = 0
+        self.heads: list[bytes] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, tls: ssl.SSLSocket, stop: threading.Event) -> None:
+        while True:
+            with self._lock:
+                number = self.requests
+                self.requests += 1
+            if stop.wait(self.delays.get(number, 0)):
+                return
+            tls.sendall(self.answers[min(number, len(self.answers) - 1)])
+            head = next_request(tls, stop)
+            if not head:
+                return
+            self.heads.append(head)
 
 
 @pytest.fixture
