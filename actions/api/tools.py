@@ -121,7 +121,7 @@ def _respond(request, holder: KeyHolder, params: dict) -> HttpResponse:
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization",
     }
-    if query.etag in _etags(request.headers.get("If-None-Match", "")):
+    if query.etag in _etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         return HttpResponseNotModified(headers=headers)
     return HttpResponse(tool_list_body(query), content_type="application/json", headers=headers)
 
