@@ -6,5 +6,5 @@ class ActionsConfig(AppConfig):
     verbose_name = "Actions"
 
     def ready(self) -> None:
-        from actions import signals  # noqa: F401  (connects the receivers)
+        from actions import checks, signals  # noqa: F401  (registers checks, connects receivers)
         from actions.api import schema  # noqa: F401  (registers the API-key auth scheme)

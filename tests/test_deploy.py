@@ -18,6 +18,7 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "actions.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://actions.example.com",
     "DATABASE_URL": "sqlite:////tmp/opencx-deploy-check.sqlite3",
+    "CACHE_URL": "redis://redis.internal:6379/1",
     "SECURE_SSL_REDIRECT": "1",
     "SECURE_HSTS_SECONDS": "31536000",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
@@ -25,7 +26,7 @@ PRODUCTION = {
 }
 
 
-def test_production_settings_pass_the_deployment_checklist():
+def deploy_check(**overrides: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -40,7 +41,9 @@ def test_production_settings_pass_the_deployment_checklist():
         }
     }
     env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="opencx.settings")
-    result = subprocess.run(
+    env.update(overrides)
+    env = {name: value for name, value in env.items() if value}
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -49,7 +52,19 @@ def test_production_settings_pass_the_deployment_checklist():
         check=False,
         timeout=120,
     )
+
+
+def test_production_settings_pass_the_deployment_checklist():
+    result = deploy_check()
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_cache_private_to_each_process_is_flagged_for_production():
+    result = deploy_check(CACHE_URL="")  # unset: the in-memory default
+
+    assert result.returncode == 1
+    assert "opencx.W001" in result.stdout + result.stderr
+    assert "CACHE_URL" in result.stdout + result.stderr
 
 
 @pytest.mark.django_db
