@@ -9,6 +9,7 @@ organization's object is a 404, exactly like one that does not exist.
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db import models
 from django.db.models import Count
@@ -146,6 +147,25 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
         if not change and not request.user.is_superuser:
             obj.organization = request.user.organization
         super().save_model(request, obj, form, change)
+
+
+class RecordAdmin(OrganizationScopedAdmin):
+    """A record of what happened: viewed, never added, changed or deleted here."""
+
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        # Every field shown: even a view-only page builds its form from the others.
+        return flatten_fieldsets(self.get_fieldsets(request, obj))
 
 
 class ScopedRelatedFilter(admin.SimpleListFilter):

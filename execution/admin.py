@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
@@ -26,7 +25,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from actions.admin import OrganizationScopedAdmin, ScopedRelatedFilter
+from actions.admin import OrganizationScopedAdmin, RecordAdmin, ScopedRelatedFilter
 from actions.forms import OrganizationScopedForm, PrettyJSONField
 from actions.models import Action, Channel
 from execution.models import Execution, FormSubmission, GlobalVariable, TestCall
@@ -103,25 +102,6 @@ class GlobalVariableAdmin(OrganizationScopedAdmin):
 
 
 # --- Read-only records ---------------------------------------------------------------
-
-
-class RecordAdmin(OrganizationScopedAdmin):
-    """A record of what happened: viewed, never added, changed or deleted here."""
-
-    actions = None
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        # Every field shown: even a view-only page builds its form from the others.
-        return flatten_fieldsets(self.get_fieldsets(request, obj))
 
 
 def pretty_json(value: Any):

@@ -38,12 +38,13 @@ from actions.tool_list import contact_segment_ids
 from actions.tool_schema import ToolSchema
 from execution.build import ArgumentsInvalid, ConfigurationError, ContextMissing, build_request
 from execution.http import OutboundRequest
-from execution.models import Execution, FormSubmission, GlobalVariable
+from execution.models import Execution, FormSubmission
 from execution.run import (
     SOMETHING_WENT_WRONG,
     Masker,
     Result,
     call_context,
+    organization_variables,
     run_action,
     start_execution,
 )
@@ -85,7 +86,11 @@ def open_form(
     full_context = call_context(action, channel, contact, context)
     try:
         built = build_request(
-            action, arguments, full_context, _variables(action.organization_id), runtime_headers
+            action,
+            arguments,
+            full_context,
+            organization_variables(action.organization_id),
+            runtime_headers,
         )
     except (ArgumentsInvalid, ContextMissing) as refusal:
         cause = "arguments" if isinstance(refusal, ArgumentsInvalid) else "context"
@@ -129,7 +134,7 @@ def submit_form(
     # the run, which logs it and answers "Something went wrong", as invoke does.
     with contextlib.suppress(ConfigurationError, SecretUnavailable):
         build_request(
-            action, values, submission.context, _variables(action.organization_id),
+            action, values, submission.context, organization_variables(action.organization_id),
             runtime_headers,
         )  # fmt: skip
 
@@ -217,10 +222,6 @@ def _available_action(submission: FormSubmission) -> Action:
             "channel."
         )
     return action
-
-
-def _variables(organization_id: int) -> dict[str, GlobalVariable]:
-    return {v.name: v for v in GlobalVariable.objects.filter(organization_id=organization_id)}
 
 
 def _log_refusal(

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 
-from actions.admin import OrganizationScopedAdmin, can_use_dashboard
+from actions.admin import RecordAdmin, can_use_dashboard
 from actions.models import SpecSource
 from importer.jobs import submit_import
 from importer.models import SpecImport
@@ -55,7 +55,7 @@ class UploadForm(forms.Form):
 
 
 @admin.register(SpecImport)
-class SpecImportAdmin(OrganizationScopedAdmin):
+class SpecImportAdmin(RecordAdmin):
     """The history is read-only: an import is a record of what happened."""
 
     list_display = [
@@ -69,15 +69,6 @@ class SpecImportAdmin(OrganizationScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("document")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
