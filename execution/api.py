@@ -119,16 +119,12 @@ FORM_OPENED = {
 _local_actions = state.LocalLRU(max_entries=2_000)
 
 
-def visible_action(
-    organization, tool_name: str, channel: str, contact: str, stamp: int | None = None
-) -> Action:
+def visible_action(organization, tool_name: str, channel: str, contact: str, stamp: int) -> Action:
     """The action this contact may use on this channel, by its tool name; else 404.
 
     `stamp`: the organization's state stamp as the request read it (actions.state),
     read before the database so that what is cached under it is never older than it.
     """
-    if stamp is None:
-        stamp = state.current(organization.pk)
     segment_ids = contact_segment_ids(organization.pk, stamp, contact or None)
     key = (organization.pk, stamp, channel, segment_ids, tool_name)
     action = _local_actions.get(key)
@@ -185,7 +181,7 @@ class InvokeView(APIView):
         params = InvokeSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        stamp = getattr(request.user, "stamp", None)  # read with the rate limit (KeyHolder)
+        stamp = request.user.stamp  # read with the rate limit (KeyHolder)
         action = visible_action(
             request.user.organization, tool_name, data["channel"], data["contact"], stamp
         )

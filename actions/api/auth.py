@@ -50,6 +50,11 @@ class KeyHolder:
     def __str__(self) -> str:
         return f"API key {self.key.prefix}"
 
+    def within_budget(self, scope: str) -> bool:
+        """Whether this request (already counted) fits the key's budget for `scope`."""
+        limits = settings.API_RATE_LIMITS
+        return self.count <= limits.get(scope, limits["default"])
+
 
 @dataclass(frozen=True)
 class _Verified:
@@ -183,10 +188,8 @@ class APIKeyRateThrottle(BaseThrottle):
         holder = request.user
         if not isinstance(holder, KeyHolder):
             return True  # unauthenticated requests are refused before they cost anything
-        scope = getattr(view, "throttle_scope", "default")
-        self.limit = settings.API_RATE_LIMITS.get(scope, settings.API_RATE_LIMITS["default"])
         self.wait_seconds = self.window_seconds - (time.time() % self.window_seconds)
-        return holder.count <= self.limit
+        return holder.within_budget(getattr(view, "throttle_scope", "default"))
 
     def wait(self) -> float:
         return self.wait_seconds

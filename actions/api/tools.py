@@ -1,6 +1,5 @@
 """GET /api/v1/tools: what the agent runtime may offer its model, right now."""
 
-from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -97,8 +96,9 @@ class ToolListView(APIView):
             if authenticated is None:
                 return None
             holder, key = authenticated
-            limit = settings.API_RATE_LIMITS.get(self.throttle_scope)
-            if self.required_scopes["GET"] not in key.scope_set or holder.count > limit:
+            if self.required_scopes["GET"] not in key.scope_set or not holder.within_budget(
+                self.throttle_scope
+            ):
                 return None
             params = _PARAMS.to_internal_value(request.GET)
         except APIException:
