@@ -54,6 +54,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import recreate_database  # noqa: E402
+
 CORPUS = ROOT.parent / "shared" / "specs"
 GITHUB = "npm/octokit__openapi/generated/api.github.com.json"
 GITHUB_BASE_URL = "https://api.github.com"
@@ -123,17 +125,6 @@ def child_result(command: list[str], env: dict | None = None, timeout: float = 1
         f"{' '.join(command[:4])}... exited {done.returncode} without a result:\n"
         f"{done.stderr[-3000:]}"
     )
-
-
-def recreate_database(drop_only: bool = False) -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def median(values: list[float]) -> float:
@@ -643,7 +634,7 @@ def main() -> None:
         return
 
     peer = None if args.no_peer else peer_python()
-    recreate_database()
+    recreate_database(DATABASE_URL)
     import django
 
     django.setup()
@@ -662,7 +653,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep_db:
-            recreate_database(drop_only=True)
+            recreate_database(DATABASE_URL, drop_only=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import free_port, recreate_database, wait_for_port  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opencx_bench_invoke"
@@ -152,34 +153,6 @@ def serve_upstream(port: int, cert_file: str) -> None:
 
 
 # -- setup ------------------------------------------------------------------------------
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    if "bench" not in name:
-        sys.exit(f"Refusing to drop {name!r}: the bench database's name must contain 'bench'.")
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int) -> None:
-    for _ in range(150):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def populate(upstream_port: int) -> dict:
@@ -631,7 +604,7 @@ def main() -> None:
     os.environ["OUTBOUND_TEST_CA_BUNDLE"] = ca_file
     os.environ["OUTBOUND_ALLOWED_PORTS"] = f"443,{upstream_port}"
 
-    recreate_database()
+    recreate_database(DATABASE_URL)
     install_resolver()
     import django
 

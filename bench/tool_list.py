@@ -25,7 +25,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import free_port, recreate_database, wait_for_port  # noqa: E402
 
 DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/opencx_bench"
@@ -53,16 +53,6 @@ ENV = {
     "LOG_LEVEL": "WARNING",
 }
 os.environ.update(ENV)
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    name = DATABASE_URL.rsplit("/", 1)[1]
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def populate(n_actions: int, tag: str):
@@ -182,12 +172,6 @@ def in_process(key: str) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wrk(url: str, headers: dict[str, str]) -> dict:
     command = ["wrk", "-t1", "-c8", f"-d{WRK_SECONDS}s", "--latency", url]
     for name, value in headers.items():
@@ -237,12 +221,7 @@ def throughput(key: str, body: bytes) -> dict:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         auth = {"Authorization": f"Bearer {key}"}
         tools_url = f"{base}/api/v1/tools?channel=widget&contact=cus_bench&format=openai"
         wrk(tools_url, auth)  # warm every worker's in-process cache
@@ -282,7 +261,7 @@ def throughput(key: str, body: bytes) -> dict:
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
-    recreate_database()
+    recreate_database(DATABASE_URL)
     import django
 
     django.setup()
