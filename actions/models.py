@@ -194,6 +194,13 @@ class Contact(OrganizationOwned):
     def __str__(self) -> str:
         return self.name or self.external_id
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        contact = super().from_db(db, field_names, values)
+        # The ID as stored: saving a new one must also forget what is cached under it.
+        contact.stored_external_id = contact.__dict__.get("external_id")
+        return contact
+
     def clean(self) -> None:
         if not isinstance(self.attributes, dict):
             raise ValidationError(

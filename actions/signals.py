@@ -76,6 +76,24 @@ def membership_changed(sender, instance, action, **kwargs) -> None:
         bump(instance.organization_id)
 
 
+@receiver([post_save, post_delete], sender=Contact)
+def contact_changed(sender, instance, **kwargs) -> None:
+    # Invoke keeps contacts' details in memory under each contact's own stamp
+    # (execution.run.stored_contact): a change counts from the next call, and does not
+    # discard the organization's rendered tool lists. (QuerySet.update sends no signal:
+    # contacts are written one by one, through save.) Muted while an organization is
+    # deleted: its own stamp, renewed once, is part of those entries' keys too.
+    if _muted.get():
+        return
+    state.renew_contact(instance.organization_id, instance.external_id)
+    previous = getattr(instance, "stored_external_id", None)
+    if previous is not None and previous != instance.external_id:
+        # A new ID: what was cached under the old one (details, segment set) goes.
+        state.renew_contact(instance.organization_id, previous)
+        bump(instance.organization_id)
+    instance.stored_external_id = instance.external_id
+
+
 @receiver([post_save, post_delete], sender=OrganizationAPIKey)
 def api_key_changed(sender, instance, **kwargs) -> None:
     # A revoked, expired, rescoped or deleted key must stop working at once in every

@@ -37,6 +37,7 @@ from django.db import transaction
 from redis.exceptions import NoScriptError
 
 STAMP_PREFIX = "org-state:"
+CONTACT_STAMP_PREFIX = "contact-state:"
 
 
 def new_stamp() -> int:
@@ -47,20 +48,50 @@ def _stamp_key(organization_id: int) -> str:
     return f"{STAMP_PREFIX}{organization_id}"
 
 
+def _contact_stamp_key(organization_id: int, external_id: str) -> str:
+    digest = hashlib.sha256(external_id.encode()).hexdigest()[:32]
+    return f"{CONTACT_STAMP_PREFIX}{organization_id}:{digest}"
+
+
 def renew(organization_id: int) -> None:
     """Invalidate everything cached about the organization, now and after commit."""
-    key = _stamp_key(organization_id)
-    cache.set(key, new_stamp(), None)
-    transaction.on_commit(lambda: cache.set(key, new_stamp(), None), robust=True)
+    _renew(_stamp_key(organization_id))
 
 
 def current(organization_id: int) -> int:
     """The organization's stamp, seeded if the cache has none."""
-    key = _stamp_key(organization_id)
-    stamp = cache.get(key)
+    return _current(_stamp_key(organization_id))
+
+
+def renew_contact(organization_id: int, external_id: str) -> None:
+    """Invalidate what is cached about one contact's details (name, email, phone,
+    attributes), now and after commit. Their segments are the organization's stamp's
+    concern: a membership change renews that one."""
+    _renew(_contact_stamp_key(organization_id, external_id))
+
+
+def contact_stamp(organization_id: int, external_id: str) -> int:
+    """The contact's stamp (the same rules as the organization's), seeded if absent."""
+    return _current(_contact_stamp_key(organization_id, external_id))
+
+
+def _renew(key: str) -> None:
+    cache.set(key, new_stamp(), None)
+    transaction.on_commit(lambda: cache.set(key, new_stamp(), None), robust=True)
+
+
+def _current(key: str) -> int:
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # One GET on a kept client: Django's cache.get builds a client per call.
+        client = _redis_client(backend)
+        stamp = client.get(backend.make_and_validate_key(key))
+        if stamp is not None:
+            return int(stamp)
+    stamp = backend.get(key)
     if stamp is None:
-        cache.add(key, new_stamp(), None)
-        stamp = cache.get(key)
+        backend.add(key, new_stamp(), None)
+        stamp = backend.get(key)
     return stamp
 
 

@@ -20,17 +20,21 @@ the form (fields prefilled from the arguments, a preview of the request), and
 run it once with the customer's values, or close it (execution/submissions.py).
 """
 
+import io
+import logging
 import uuid
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from actions import state
+from actions.api.auth import APIKeyAuthentication
 from actions.api.parsers import JSONParser
 from actions.models import Action, APIScope, Channel
 from actions.tool_list import contact_segment_ids
@@ -44,6 +48,8 @@ from execution.submissions import (
     open_form,
     submit_form,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class InvokeSerializer(serializers.Serializer):
@@ -178,30 +184,105 @@ class InvokeView(APIView):
         },
     )
     def post(self, request, tool_name: str):
-        params = InvokeSerializer(data=request.data)
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        stamp = request.user.stamp  # read with the rate limit (KeyHolder)
-        action = visible_action(
-            request.user.organization, tool_name, data["channel"], data["contact"], stamp
-        )
+        data = _INVOKE_PARAMS.run_validation(request.data)  # 400 with every error
+        return _invoke(request.user, tool_name, data)
+
+    def dispatch(self, request, *args, **kwargs):
+        """The plain case answered here, as the tool list does (actions.api.tools): a
+        valid key with the scope, within its budget, a JSON body that fits, a tool this
+        contact may use. The same code as DRF's path decides each of those, before
+        anything is written or sent; anything else (an error to explain, another
+        method or media type) goes through DRF, which answers it."""
+        if request.method == "POST":
+            response = self._plain_post(request, kwargs.get("tool_name", ""))
+            if response is not None:
+                response["Allow"] = ", ".join(self.allowed_methods)
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
+    def _plain_post(self, request, tool_name: str) -> Response | None:
+        if request.content_type != "application/json" or request.headers.get(
+            "Accept", "*/*"
+        ) not in ("*/*", "application/json"):
+            return None
+        scope = self.required_scopes["POST"]
         try:
-            if action.requires_form:
-                return _form_response(action, data)
-            result = run_action(
-                action,
-                arguments=data["arguments"],
-                channel=data["channel"],
-                contact=data["contact"],
-                context=data["context"],
-                runtime_headers=data["headers"],
-                stamp=stamp,
+            authenticated = APIKeyAuthentication().authenticate_http(request, self.throttle_scope)
+            if authenticated is None:
+                return None
+            holder, key = authenticated
+            if scope not in key.scope_set or not holder.within_budget(self.throttle_scope):
+                return None
+            body = JSONParser().parse(io.BytesIO(request.body), None, {})
+            data = _INVOKE_PARAMS.run_validation(body)
+            action = visible_action(
+                holder.organization, tool_name, data["channel"], data["contact"], holder.stamp
             )
-        except ArgumentsInvalid as invalid:
-            return Response({"arguments": invalid.messages}, status=422)
-        except ContextMissing as missing:
-            raise ValidationError({"context": [str(missing)]}) from None
-        return Response(result.for_ai())
+        except APIException:
+            return None
+        response = _call(action, data, holder.stamp)
+        # What DRF's dispatch would add: its (only) renderer, JSON.
+        response.accepted_renderer = _JSON
+        response.accepted_media_type = _JSON.media_type
+        response.renderer_context = {}
+        return response
+
+
+# One instance serves every request: validating reads and writes no state of its own.
+_INVOKE_PARAMS = InvokeSerializer()
+_JSON = JSONRenderer()
+
+
+def _invoke(holder, tool_name: str, data: dict) -> Response:
+    action = visible_action(
+        holder.organization, tool_name, data["channel"], data["contact"], holder.stamp
+    )
+    return _call(action, data, holder.stamp)
+
+
+def _call(action: Action, data: dict, stamp: int) -> Response:
+    """Run the action (or open its form) with validated invoke parameters.
+
+    `stamp`: the organization's, read with the rate limit (KeyHolder)."""
+    try:
+        if action.requires_form:
+            return _form_response(action, data)
+        result = run_action(
+            action,
+            arguments=data["arguments"],
+            channel=data["channel"],
+            contact=data["contact"],
+            context=data["context"],
+            runtime_headers=data["headers"],
+            stamp=stamp,
+            record_later=True,
+        )
+    except ArgumentsInvalid as invalid:
+        return Response({"arguments": invalid.messages}, status=422)
+    except ContextMissing as missing:
+        return Response({"context": [str(missing)]}, status=400)
+    return ResultResponse(result)
+
+
+class ResultResponse(Response):
+    """A call's result for the AI, whose outcome is written to the execution log once
+    the response has been sent: a WSGI server closes a response after writing it, so
+    the AI does not wait for that UPDATE. The row was written before the call went out;
+    a process that dies between the two leaves it `started`, as one dying mid-call."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.for_ai())
+        self.result = result
+
+    def close(self) -> None:
+        try:
+            self.result.record()
+        except Exception:
+            logger.exception(
+                "could not record the outcome of execution %s", self.result.execution.pk
+            )
+        finally:
+            super().close()
 
 
 def _form_response(action: Action, data: dict) -> Response:

@@ -6,7 +6,9 @@ The Execution row is written before the request goes out and completed after it,
 autocommit (never a transaction around the call), so a crash mid-call leaves a
 `started` row rather than nothing: one INSERT, with the masked request, once the
 request is built, and one UPDATE with the outcome (a row the caller started, for a
-form submission or the Test button, is updated with the request instead).
+form submission or the Test button, is updated with the request instead). A caller
+may take the UPDATE on itself (`record_later`, then `Result.record()`): the API writes
+it once the AI's answer has been sent, so the AI does not wait for it.
 
 Upstream status and body pass through to the AI (JSON parsed, text as text, cut at
 EXECUTION_MAX_CHARS_FOR_AI with truncated: true); a timeout is a 408 "Request timed
@@ -20,7 +22,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -46,6 +48,14 @@ class Result:
     body: Any = None
     truncated: bool = False
     error: str | None = None
+    # The outcome is set on `execution` but not saved yet (run_action's record_later).
+    unrecorded: bool = field(default=False, repr=False)
+
+    def record(self) -> None:
+        """Write the outcome to the log row, if run_action left that to the caller."""
+        if self.unrecorded:
+            self.unrecorded = False
+            self.execution.save(update_fields=FINISHED_FIELDS)
 
     def for_ai(self) -> dict[str, Any]:
         return {
@@ -58,25 +68,14 @@ class Result:
         }
 
 
-def call_context(action: Action, channel: str, contact: str, context: dict | None) -> dict:
+def call_context(
+    action: Action, channel: str, contact: str, context: dict | None, stamp: int | None = None
+) -> dict:
     """The conversation context magic fields read: the runtime's, completed with what
     we know (the stored contact) and what only the server may say (organization,
-    channel, the contact's ID)."""
+    channel, the contact's ID). `stamp`: as for run_action."""
     context = dict(context or {})
-    stored = (
-        Contact.objects.filter(organization_id=action.organization_id, external_id=contact).first()
-        if contact
-        else None
-    )
-    known = {}
-    if stored is not None:
-        known = {
-            "external_id": stored.external_id,
-            "email": stored.email,
-            "name": stored.name,
-            "phone": stored.phone,
-            "attributes": stored.attributes,
-        }
+    known = stored_contact(action.organization_id, contact, stamp) if contact else {}
     given = context.get("contact") if isinstance(context.get("contact"), dict) else {}
     merged = {k: v for k, v in known.items() if v not in ("", None, {})}
     merged.update({k: v for k, v in given.items() if v not in ("", None)})
@@ -91,6 +90,36 @@ def call_context(action: Action, channel: str, contact: str, context: dict | Non
     context["organization"] = {"id": str(action.organization_id)}
     context["channel"] = channel
     return context
+
+
+CONTACT_DETAILS = ("external_id", "email", "name", "phone", "attributes")
+
+# Stored contacts' details by (organization, its stamp, contact, the contact's stamp):
+# saving or deleting a contact renews the contact's stamp (actions.signals), so an
+# entry is never stale. Entries are shared by the threads of this process and only
+# read (call_context copies what it merges).
+_local_contacts = state.LocalLRU(max_entries=10_000)
+
+
+def stored_contact(organization_id: int, external_id: str, stamp: int | None = None) -> dict:
+    """The details we hold of the organization's contact (empty if unknown); from this
+    process's memory when the caller read the organization's stamp first, else queried."""
+    if stamp is None:
+        return _load_contact(organization_id, external_id)
+    key = (organization_id, stamp, external_id, state.contact_stamp(organization_id, external_id))
+    known = _local_contacts.get(key)
+    if known is None:
+        known = _load_contact(organization_id, external_id)
+        _local_contacts.put(key, known)
+    return known
+
+
+def _load_contact(organization_id: int, external_id: str) -> dict:
+    return (
+        Contact.objects.filter(organization_id=organization_id, external_id=external_id)
+        .values(*CONTACT_DETAILS)
+        .first()
+    ) or {}
 
 
 def start_execution(
@@ -154,11 +183,14 @@ def run_action(
     is_test: bool = False,
     execution: Execution | None = None,
     stamp: int | None = None,
+    record_later: bool = False,
 ) -> Result:
     """`execution`: a row already started for this call (a form submission starts it
     in the same transaction that claims the submission, before anything is sent).
     `stamp`: the organization's state stamp, when the caller read it before anything
-    else (the API does), so the organization's variables come from memory."""
+    else (the API does), so the organization's variables come from memory.
+    `record_later`: the outcome of a call that was sent is left for the caller to write
+    with `Result.record()` (a refusal before sending is always written at once)."""
     start = functools.partial(
         start_execution, action, channel=channel, contact=contact, is_test=is_test
     )
@@ -166,8 +198,8 @@ def run_action(
     masker = Masker()
     try:
         built = build_request(
-            action, arguments, call_context(action, channel, contact, context), variables,
-            runtime_headers,
+            action, arguments, call_context(action, channel, contact, context, stamp),
+            variables, runtime_headers,
         )  # fmt: skip
     except (ArgumentsInvalid, ContextMissing) as refusal:
         cause = "arguments" if isinstance(refusal, ArgumentsInvalid) else "context"
@@ -202,14 +234,18 @@ def run_action(
         execution.detail = masker.text(failure.detail)
         if failure.cause == "timeout":
             execution.status_code = 408
-        execution.save(update_fields=FINISHED_FIELDS)
-        if failure.cause == "timeout":
             timeout_ms = int(settings.EXECUTION_TIMEOUT_SECONDS * 1000)
-            return Result(
+            result = Result(
                 execution, ok=False, status=408, body=f"Request timed out after {timeout_ms}ms",
-                error=f"Request timed out after {timeout_ms}ms",
+                error=f"Request timed out after {timeout_ms}ms", unrecorded=True,
             )  # fmt: skip
-        return Result(execution, ok=False, status=None, error=SOMETHING_WENT_WRONG)
+        else:
+            result = Result(
+                execution, ok=False, status=None, error=SOMETHING_WENT_WRONG, unrecorded=True
+            )
+        if not record_later:
+            result.record()
+        return result
 
     body, cut = body_for_ai(response, masker)
     execution.duration_ms = response.elapsed_ms
@@ -221,10 +257,13 @@ def run_action(
     # Masked before it is cut: a cut first could leave half a secret behind.
     execution.response_body = masker.text(response.body[: LOGGED_BODY_CHARS * 4].decode(
         "utf-8", "replace"))[:LOGGED_BODY_CHARS]  # fmt: skip
-    execution.save(update_fields=FINISHED_FIELDS)
-    return Result(
-        execution, ok=ok, status=response.status, body=body, truncated=execution.truncated
-    )
+    result = Result(
+        execution, ok=ok, status=response.status, body=body, truncated=execution.truncated,
+        unrecorded=True,
+    )  # fmt: skip
+    if not record_later:
+        result.record()
+    return result
 
 
 def body_for_ai(response: http.OutboundResponse, masker: "Masker") -> tuple[Any, bool]:

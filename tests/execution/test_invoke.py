@@ -3,8 +3,10 @@
 import base64
 import json
 import time
+from unittest import mock
 
 import pytest
+from rest_framework.views import APIView
 from werkzeug import Request, Response
 
 from actions import validators
@@ -443,3 +445,50 @@ def test_an_imported_octet_stream_upload_sends_the_bytes_upstream(client, key, o
     (request,) = seen
     assert request.get_data() == content
     assert request.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_the_plain_invoke_is_answered_without_drfs_request_machinery_as_drf_would(
+    client, key, org, upstream
+):
+    action = order_action(org, upstream)
+    contact = make_contact(org, email="ada@example.com")
+    captured(upstream, "/v1/orders/A-1/refund")
+    arguments = {"order_id": "A-1", "reason": "late"}
+
+    def both(**body):
+        """The same invoke through DRF (an Accept header the plain path leaves to it),
+        then answered by the plain path, which must not reach DRF."""
+        by_drf = client.post(
+            f"/api/v1/tools/{action.tool_name}/invoke", {"channel": "widget", **body},
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}",
+            HTTP_ACCEPT="application/*",
+        )  # fmt: skip
+        with mock.patch.object(APIView, "initial", side_effect=AssertionError("went through DRF")):
+            plain = invoke(client, key, action.tool_name, **body)
+        return by_drf, plain
+
+    def without_ids(response):
+        return {k: v for k, v in response.json().items() if k != "execution_id"}
+
+    by_drf, plain = both(contact=contact.external_id, arguments=arguments)
+    assert by_drf.status_code == plain.status_code == 200
+    assert without_ids(plain) == without_ids(by_drf)
+    assert without_ids(plain)["ok"] is True
+    assert plain.headers["Content-Type"] == by_drf.headers["Content-Type"] == "application/json"
+    assert plain.headers["Allow"] == by_drf.headers["Allow"] == "POST, OPTIONS"
+
+    # Refusals after the tool was found are answered where they happen, alike.
+    by_drf, plain = both(contact=contact.external_id, arguments={"order_id": "A-1"})
+    assert by_drf.status_code == plain.status_code == 422
+    assert plain.json() == by_drf.json()
+    by_drf, plain = both(contact="cus_unknown", arguments=arguments)  # no email to send
+    assert by_drf.status_code == plain.status_code == 400
+    assert plain.json() == by_drf.json() and "contact.email" in plain.json()["context"][0]
+
+    # Errors before that are DRF's to explain.
+    with mock.patch.object(APIView, "initial", side_effect=AssertionError("went through DRF")):
+        for body in ({"channel": "fax"}, {"contact": contact.external_id, "arguments": []}):
+            with pytest.raises(AssertionError, match="went through DRF"):
+                invoke(client, key, action.tool_name, **body)
+        with pytest.raises(AssertionError, match="went through DRF"):
+            invoke(client, key, "no_such_tool", arguments=arguments)

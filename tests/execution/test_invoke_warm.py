@@ -1,11 +1,12 @@
 """A warm invoke: what it reads from memory, what it still asks the database, and that
 nothing it keeps outlives a change (every change renews the organization's stamp)."""
 
+import io
 import json
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from actions.models import ActionHeader, OrganizationAPIKey, ValueKind
@@ -36,20 +37,119 @@ def refund(client, key, action, contact):
     )  # fmt: skip
 
 
-def test_a_warm_invoke_reads_the_contact_and_writes_its_log_row_once_before_and_once_after(
+def test_a_warm_invoke_writes_its_log_row_once_before_and_once_after_and_reads_nothing(
     client, key, org, upstream
 ):
     action = order_action(org, upstream)
     contact = make_contact(org, email="ada@example.com")
     captured(upstream, "/v1/orders/A-1/refund")
-    for _ in range(2):  # the action, its rows, the variables and the key are now in memory
-        assert refund(client, key, action, contact).json()["ok"]
+    for _ in range(2):  # the action, its rows, the variables, the key and the contact's
+        assert refund(client, key, action, contact).json()["ok"]  # details are in memory
     with CaptureQueriesContext(connection) as queries:
         assert refund(client, key, action, contact).json()["ok"]
     statements = [query["sql"].split()[0] for query in queries]
-    # The contact's details (magic fields; contacts change without renewing the stamp),
-    # then the log row: written before the call, completed after it.
-    assert statements == ["SELECT", "INSERT", "UPDATE"], [q["sql"] for q in queries]
+    # The log row: written before the call, completed after it.
+    assert statements == ["INSERT", "UPDATE"], [q["sql"] for q in queries]
+
+
+def test_a_changed_renamed_or_deleted_contact_counts_from_the_next_invoke(
+    client, key, org, upstream
+):
+    action = order_action(org, upstream)
+    contact = make_contact(org, external_id="cus_1", email="ada@example.com")
+    seen = captured(upstream, "/v1/orders/A-1/refund")
+    assert refund(client, key, action, contact).json()["ok"]
+    assert seen[-1].headers["X-Customer"] == "ada@example.com"
+
+    contact.email = "ada@new.example"
+    contact.save()
+    assert refund(client, key, action, contact).json()["ok"]
+    assert seen[-1].headers["X-Customer"] == "ada@new.example"
+
+    # A contact loaded again and given a new ID: the old ID is no longer known.
+    renamed = type(contact).objects.get(pk=contact.pk)
+    renamed.external_id = "cus_2"
+    renamed.save()
+    assert refund(client, key, action, contact).status_code == 400  # no email for cus_1
+    assert refund(client, key, action, renamed).json()["ok"]
+    assert seen[-1].headers["X-Customer"] == "ada@new.example"
+
+    renamed.delete()
+    assert refund(client, key, action, renamed).status_code == 400
+    assert len(seen) == 3
+
+
+def test_a_contacts_change_does_not_discard_the_organizations_cached_tool_lists(org):
+    from actions import state
+
+    contact = make_contact(org, email="ada@example.com")
+    organization_stamp = state.current(org.pk)
+    contact_stamp = state.contact_stamp(org.pk, contact.external_id)
+    contact.name = "Ada"
+    contact.save()
+    assert state.current(org.pk) == organization_stamp
+    assert state.contact_stamp(org.pk, contact.external_id) != contact_stamp
+
+
+def test_the_outcome_is_written_once_the_answer_has_been_sent(key, org, upstream):
+    """WSGI servers close a response after writing it: the AI's answer does not wait
+    for the outcome's UPDATE (the row was written before the call, `started`)."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from django.test.client import RequestFactory
+
+    action = order_action(org, upstream)
+    contact = make_contact(org, email="ada@example.com")
+    captured(upstream, "/v1/orders/A-1/refund")
+    body = json.dumps(
+        {"channel": "widget", "contact": contact.external_id,
+         "arguments": {"order_id": "A-1", "reason": "late"}}
+    ).encode()  # fmt: skip
+    environ = RequestFactory()._base_environ(
+        PATH_INFO=f"/api/v1/tools/{action.tool_name}/invoke",
+        REQUEST_METHOD="POST",
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=str(len(body)),
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        **{"wsgi.input": io.BytesIO(body)},
+    )
+    statuses = []
+    # As Django's test client does: this test's transaction keeps its connection open.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        response = WSGIHandler()(environ, lambda status, headers: statuses.append(status))
+        answer = json.loads(b"".join(response))
+        assert statuses == ["200 OK"] and answer["ok"] is True
+        row = Execution.objects.get(pk=answer["execution_id"])
+        assert row.outcome == Execution.Outcome.STARTED and row.request["method"] == "POST"
+        response.close()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    row.refresh_from_db()
+    assert row.outcome == Execution.Outcome.SUCCEEDED and row.status_code == 200
+
+
+def test_an_outcome_that_cannot_be_written_is_logged_and_the_answer_stands(
+    client, key, org, upstream, caplog
+):
+    action = order_action(org, upstream)
+    contact = make_contact(org, email="ada@example.com")
+    captured(upstream, "/v1/orders/A-1/refund")
+    real_save = Execution.save
+
+    def save(self, *args, **kwargs):
+        if "outcome" in (kwargs.get("update_fields") or ()):
+            raise OperationalError("the database went away")
+        return real_save(self, *args, **kwargs)
+
+    with mock.patch.object(Execution, "save", save), caplog.at_level("ERROR", "execution.api"):
+        answer = refund(client, key, action, contact).json()
+    assert answer["ok"] is True
+    assert Execution.objects.get(pk=answer["execution_id"]).outcome == "started"
+    assert f"could not record the outcome of execution {answer['execution_id']}" in caplog.text
 
 
 def test_the_log_row_holds_the_masked_request_before_anything_is_sent(client, key, org, upstream):

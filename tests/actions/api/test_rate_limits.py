@@ -232,3 +232,19 @@ def test_a_refused_tool_list_request_is_counted_once(client, org, limits, clock)
 
     assert statuses == [400, 400, 400]
     assert get_tools(client, raw).status_code == 429
+
+
+def test_a_refused_invoke_is_counted_once(client, org, limits, clock):
+    """Invoke, too, answers its plain case itself and hands the rest to DRF."""
+    _, raw = make_key(org)
+
+    statuses = [
+        client.post(
+            "/api/v1/tools/no_such_tool/invoke", {"channel": "widget"},
+            content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {raw}",
+        ).status_code
+        for _ in range(3)
+    ]  # fmt: skip
+
+    assert statuses == [404, 404, 404]
+    assert get_tools(client, raw).status_code == 429
