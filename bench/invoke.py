@@ -15,7 +15,8 @@ sequential client stays on one warm process) with the test-only outbound overrid
 OUTBOUND_TEST_OVERRIDES_UNSAFE=1. In the same run, alternating, after a warm-up:
 
 - invoke: POST /api/v1/tools/{tool}/invoke, keep-alive session (GET and POST actions
-  in turn); every invoke writes its execution log row, as in production;
+  in turn); every invoke writes its execution log row, as in production (the row
+  before the call, its outcome once the answer has been sent);
 - direct, keep-alive: the same request straight to the upstream with requests;
 - direct, new connection: the same with a fresh session each time (TCP + TLS
   handshake; one TLS context loaded once), for what a first call to a host costs
@@ -23,8 +24,9 @@ OUTBOUND_TEST_OVERRIDES_UNSAFE=1. In the same run, alternating, after a warm-up:
 
 Printed: p50/p99 of each, the added p50/p99 (invoke minus direct keep-alive) against
 the 5 ms goal, and the split of an invoke: gunicorn's request time (access log,
-%(D)s) and execution.http.send's own time (the log row's duration_ms); and the SQL
-queries and Redis commands of one invoke. With --profile, then: the time of each
+%(D)s, which includes the outcome's UPDATE after the answer was written) and
+execution.http.send's own time (the log row's duration_ms); and the SQL queries and
+Redis commands of one invoke. With --profile, then: the time of each
 phase of 300 in-process invokes, and cProfile's busiest functions.
 
 api.bench.example resolves to 127.0.0.1 through a patched socket.getaddrinfo (in the
