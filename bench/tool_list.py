@@ -131,10 +131,12 @@ def populate_neighbours() -> None:
 def clear_caches() -> None:
     from django.core.cache import cache
 
+    from actions import state
     from actions.api.auth import verified_keys
     from actions.tool_list import _local_segments, local_renderings
 
     cache.clear()
+    state.forget_local()
     local_renderings.clear()
     _local_segments.clear()
     verified_keys.clear()

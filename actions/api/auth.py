@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
@@ -52,8 +52,13 @@ class KeyHolder:
 
     def within_budget(self, scope: str) -> bool:
         """Whether this request (already counted) fits the key's budget for `scope`."""
-        limits = settings.API_RATE_LIMITS
-        return self.count <= limits.get(scope, limits["default"])
+        return self.count <= budget(scope)
+
+
+def budget(scope: str) -> int:
+    """Requests a key may make per minute on endpoints of this throttle scope."""
+    limits = settings.API_RATE_LIMITS
+    return limits.get(scope, limits["default"])
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,8 @@ class APIKeyAuthentication(BaseAuthentication):
         return done
 
     def _authenticate(self, request, scope: str):
-        header = get_authorization_header(request).split()
+        # As DRF's get_authorization_header, without building request.headers.
+        header = request.META.get("HTTP_AUTHORIZATION", "").encode("iso-8859-1").split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
@@ -102,6 +108,7 @@ class APIKeyAuthentication(BaseAuthentication):
             f"throttle:{scope}:{key.prefix}:{window}",
             APIKeyRateThrottle.window_seconds + 5,
             key.organization_id,
+            budget(scope),
         )
         if verified is None or verified.stamp != stamp:
             # Read the key again after reading the stamp: a change committed later

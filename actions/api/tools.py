@@ -1,5 +1,7 @@
 """GET /api/v1/tools: what the agent runtime may offer its model, right now."""
 
+from urllib.parse import parse_qsl
+
 from django.http import HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -100,12 +102,40 @@ class ToolListView(APIView):
                 self.throttle_scope
             ):
                 return None
-            params = _PARAMS.to_internal_value(request.GET)
         except APIException:
             return None
+        params = _plain_params(request.META.get("QUERY_STRING", ""))
+        if params is None:
+            return None
         response = _respond(request, holder, params)
-        response["Allow"] = ", ".join(self.allowed_methods)
+        response["Allow"] = _ALLOW
         return response
+
+
+_ALLOW = "GET, HEAD, OPTIONS"  # what DRF answers (a test compares them)
+_CHANNELS = frozenset(Channel.values)
+_FORMATS = frozenset(FORMATS)
+
+
+def _plain_params(query_string: str) -> dict | None:
+    """The parameters, when they are what ToolListParams would take unchanged: a valid
+    channel and format, a contact ID with nothing to trim or refuse. Else None: DRF's
+    path then decides (and explains), as it would have anyway."""
+    if len(query_string) > 1024:
+        return None
+    params = dict(parse_qsl(query_string, keep_blank_values=True))
+    channel = params.get("channel")
+    fmt = params.get("format", "openai")
+    contact = params.get("contact", "")
+    if (
+        channel not in _CHANNELS
+        or fmt not in _FORMATS
+        or len(contact) > 255
+        or contact != contact.strip()
+        or "\x00" in contact
+    ):
+        return None
+    return {"channel": channel, "format": fmt, "contact": contact}
 
 
 def _respond(request, holder: KeyHolder, params: dict) -> HttpResponse:

@@ -165,7 +165,8 @@ def throttle_calls(key: OrganizationAPIKey, scope: str, calls: int) -> list[bool
     window = int(auth.time.time() // APIKeyRateThrottle.window_seconds)
     counter = f"throttle:{scope}:{key.prefix}:{window}"
     return [
-        state.count_and_read(counter, APIKeyRateThrottle.window_seconds + 5, 10**9)[0] <= limit
+        state.count_and_read(counter, APIKeyRateThrottle.window_seconds + 5, 10**9, limit)[0]
+        <= limit
         for _ in range(calls)
     ]
 

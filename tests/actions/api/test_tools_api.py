@@ -425,3 +425,69 @@ def test_the_plain_request_is_answered_without_drfs_request_machinery(client):
         # Errors are DRF's to explain.
         with pytest.raises(AssertionError, match="went through DRF"):
             get_tools(client, key, channel="fax")
+
+
+def test_a_warm_request_makes_no_round_trip_to_redis(client, monkeypatch):
+    """The stamp is kept in the process (renewals are announced over pub/sub) and the
+    rate-limit count is added to Redis in batches (actions.state)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from actions import state
+    from tests.actions.test_state import live_watcher
+
+    # However slow this machine: neither the copy's trust nor a batch's time runs out.
+    monkeypatch.setattr(state, "STAMP_TRUST_SECONDS", 60.0)
+    monkeypatch.setattr(state, "COUNT_FLUSH_SECONDS", 60.0)
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("the shared cache is Redis in production and in CI")
+    import redis
+
+    org = make_organization()
+    make_action(org)
+    key = make_key(org)
+    live_watcher(caches["default"])
+    for _ in range(3):
+        assert get_tools(client, key).status_code == 200
+    commands = []
+    real = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return real(self, *args, **options)
+
+    with mock.patch.object(redis.Redis, "execute_command", counted):
+        statuses = [get_tools(client, key).status_code for _ in range(20)]
+
+    assert statuses == [200] * 20
+    assert commands == []
+
+
+_QUERY_PARTS = st.sampled_from(["channel", "format", "contact", "other", "channel", "contact"])
+_QUERY_VALUES = st.one_of(
+    st.sampled_from(["widget", "sms", "fax", "", "openai", "gemini", "mcp", "OPENAI",
+                     " cus_1", "cus_1 ", "cus%00x", "cus_42", "%20", "%F0%9F%98%80", "a" * 256]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_QUERY_PARTS, _QUERY_VALUES), max_size=5))
+def test_the_plain_parameters_are_taken_only_as_drf_would_take_them(pairs):
+    from urllib.parse import quote
+
+    from django.http import QueryDict
+    from rest_framework.exceptions import ValidationError
+
+    from actions.api.tools import _PARAMS, _plain_params
+
+    query = "&".join(f"{name}={value if '%' in value else quote(value)}" for name, value in pairs)
+    plain = _plain_params(query)
+    try:
+        expected = _PARAMS.to_internal_value(QueryDict(query))
+    except ValidationError:
+        assert plain is None  # refused: DRF explains
+        return
+    if plain is not None:
+        assert plain == {"contact": "", **expected}
