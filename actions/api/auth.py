@@ -29,9 +29,10 @@ INVALID_KEY = "Invalid or revoked API key. Create a key in the dashboard (API ke
 class KeyHolder:
     """`request.user` for an API-key request: the organization acting through a key.
 
-    It also carries what the request's one round trip to the shared cache read: the
-    organization's state stamp (what every cached rendering is keyed on) and the
-    key's request count in the current rate-limit window.
+    It also carries what actions.state answered for the request, from this process's
+    memory or one round trip to Redis: the organization's state stamp (what every
+    cached rendering is keyed on) and the key's request count in the current
+    rate-limit window.
     """
 
     is_authenticated = True
@@ -70,8 +71,8 @@ class _Verified:
 # Keys this process has verified, by a digest of the key as sent. An entry is
 # trusted only while its organization's stamp is unchanged (actions.state): any
 # change to the organization's keys renews the stamp, so a revoked key stops working
-# in every process at once, while a busy runtime's requests skip the database and
-# the key hash entirely.
+# in every process as soon as the renewal is announced to it (actions.state), while a
+# busy runtime's requests skip the database and the key hash entirely.
 verified_keys = state.LocalLRU(max_entries=10_000)
 
 
@@ -183,10 +184,11 @@ class HasScope(BasePermission):
 class APIKeyRateThrottle(BaseThrottle):
     """A fixed-window request budget per API key and throttle scope, in the shared cache.
 
-    The count is taken during authentication, in the same round trip to Redis that
-    reads the organization's stamp: O(1) per request, unlike DRF's history-list
-    throttles, whose cost grows with the allowed rate. Views set `throttle_scope`;
-    the rates come from settings.API_RATE_LIMITS (requests per minute).
+    The count is taken during authentication (actions.state.count_and_read: added to
+    Redis in small batches, with the organization's stamp when that is needed too):
+    O(1) per request, unlike DRF's history-list throttles, whose cost grows with the
+    allowed rate. Views set `throttle_scope`; the rates come from
+    settings.API_RATE_LIMITS (requests per minute).
     """
 
     window_seconds = 60

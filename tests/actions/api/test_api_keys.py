@@ -1,7 +1,9 @@
 """Organization API keys on the wire: Bearer only, hashed at rest, 401 vs 403."""
 
 import hashlib
+import threading
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -244,8 +246,8 @@ def test_a_remembered_key_is_read_again_once_the_shared_stamp_is_gone(
 
 
 def test_a_revocation_reaches_a_process_that_remembers_the_key(client, org):
-    """Another worker revokes the key: this process still remembers it verified, but
-    the revocation renewed the stamp in the shared cache, which it reads per request."""
+    """This process revokes the key in bulk: it still remembers the key verified, but
+    the revocation renewed the stamp, which this process then forgets at once."""
     key, raw = make_key(org)
     assert get_tools(client, f"Bearer {raw}").status_code == 200
     digest = hashlib.sha256(raw.encode()).digest()
@@ -274,3 +276,39 @@ def test_options_describes_the_endpoint_to_any_valid_key_only(client, org):
 
     assert client.options(TOOLS, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
     assert client.options(TOOLS).status_code == 401
+
+
+def test_a_revocation_made_by_another_process_reaches_this_one_by_its_announcement(
+    client, org, monkeypatch
+):
+    """The revoking process sets the new stamp and announces it over Redis pub/sub;
+    this one drops its copy when the message arrives (well within the second a copy
+    may be trusted without one)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from tests.actions.test_state import live_watcher, wait_until
+
+    if not isinstance(caches["default"], RedisCache):
+        pytest.skip("processes share stamps through Redis (CI runs the cache on Redis)")
+    monkeypatch.setattr(state, "STAMP_TRUST_SECONDS", 60.0)  # only the message can tell
+    watcher = live_watcher(caches["default"])
+    key, raw = make_key(org)
+    assert get_tools(client, f"Bearer {raw}").status_code == 200
+
+    # The write as another process makes it: announced under its own name, and
+    # without the writing thread forgetting anything here (the watcher still does).
+    writer = threading.current_thread()
+    real_forget = watcher.forget
+
+    def forget(key):
+        if threading.current_thread() is not writer:
+            real_forget(key)
+
+    with (
+        mock.patch.object(watcher, "token", "another-process"),
+        mock.patch.object(watcher, "forget", forget),
+    ):
+        OrganizationAPIKey.objects.filter(pk=key.pk).update(revoked=True)
+
+    assert wait_until(lambda: get_tools(client, f"Bearer {raw}").status_code == 401)
