@@ -58,7 +58,7 @@ def test_service_urls_switch_to_postgresql_and_redis():
     )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["engine"] == "opencx.db.postgresql"
     assert loaded["name"] == "opencx"
     assert loaded["eager"] is False
     assert loaded["broker"] == "redis://redis.internal:6379/0"
