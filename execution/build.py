@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 
 from actions.context import ATTRIBUTE_PREFIX
 from actions.models import Action, ValueKind
+from actions.tool_schema import ToolSchema
 from actions.validators import BINARY_MEDIA_TYPE, GLOBAL_REF_RE
 from execution.http import OutboundRequest
 from execution.models import GlobalVariable
@@ -58,6 +59,20 @@ class ConfigurationError(Exception):
     """The action cannot be called as configured (a secret missing, or not bound)."""
 
 
+@dataclass(frozen=True)
+class PreparedTool:
+    """An action's tool schema with its compiled validator: what building a request
+    needs of the action beyond its rows, kept by callers that cache the action."""
+
+    tool: ToolSchema
+    validator: Draft202012Validator
+
+
+def prepare_tool(action: Action) -> PreparedTool:
+    tool = action.tool_schema()
+    return PreparedTool(tool, Draft202012Validator(tool.schema))
+
+
 @dataclass
 class Built:
     request: OutboundRequest
@@ -71,10 +86,13 @@ def build_request(
     context: dict[str, Any],
     variables: dict[str, GlobalVariable],
     runtime_headers: dict[str, str] | None = None,
+    prepared: PreparedTool | None = None,
 ) -> Built:
-    tool = action.tool_schema()
+    """`prepared`: the action's `prepare_tool`, when the caller keeps it."""
+    prepared = prepared or prepare_tool(action)
+    tool = prepared.tool
     arguments = _without_strict_nulls(arguments or {}, tool.schema)
-    _validate_arguments(arguments, tool.schema)
+    _validate_arguments(arguments, tool.schema, prepared.validator)
     host = urlsplit(action.endpoint).hostname or ""
     secrets: list[str] = []
 
@@ -165,10 +183,11 @@ def build_request(
     return Built(request=request, arguments=arguments, secrets=[s for s in secrets if s])
 
 
-def _validate_arguments(arguments: dict[str, Any], schema: dict[str, Any]) -> None:
+def _validate_arguments(
+    arguments: dict[str, Any], schema: dict[str, Any], validator: Draft202012Validator
+) -> None:
     if not isinstance(arguments, dict):
         raise ArgumentsInvalid(["Send the arguments as a JSON object."])
-    validator = Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     if errors:
         messages = []

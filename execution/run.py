@@ -31,7 +31,14 @@ from django.conf import settings
 from actions import state
 from actions.models import Action, Contact
 from execution import http
-from execution.build import ArgumentsInvalid, ConfigurationError, ContextMissing, build_request
+from execution.build import (
+    ArgumentsInvalid,
+    ConfigurationError,
+    ContextMissing,
+    PreparedTool,
+    build_request,
+    prepare_tool,
+)
 from execution.models import Execution, GlobalVariable
 from execution.secrets import SecretUnavailable
 
@@ -172,6 +179,25 @@ def _load_variables(organization_id: int) -> dict[str, GlobalVariable]:
     return {v.name: v for v in GlobalVariable.objects.filter(organization_id=organization_id)}
 
 
+# Actions' tool schemas and compiled validators, by (organization, stamp, action): an
+# action and its rows do not change under a stamp (saving either renews it), and
+# validating reads a validator, never writes it.
+_local_tools = state.LocalLRU(max_entries=2_000)
+
+
+def prepared_tool(action: Action, stamp: int | None = None) -> PreparedTool:
+    """The action's tool schema and validator; kept in this process's memory when the
+    caller read the organization's stamp before loading the action (as the API does)."""
+    if stamp is None:
+        return prepare_tool(action)
+    key = (action.organization_id, stamp, action.pk)
+    prepared = _local_tools.get(key)
+    if prepared is None:
+        prepared = prepare_tool(action)
+        _local_tools.put(key, prepared)
+    return prepared
+
+
 def run_action(
     action: Action,
     *,
@@ -199,7 +225,7 @@ def run_action(
     try:
         built = build_request(
             action, arguments, call_context(action, channel, contact, context, stamp),
-            variables, runtime_headers,
+            variables, runtime_headers, prepared_tool(action, stamp),
         )  # fmt: skip
     except (ArgumentsInvalid, ContextMissing) as refusal:
         cause = "arguments" if isinstance(refusal, ArgumentsInvalid) else "context"

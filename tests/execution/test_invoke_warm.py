@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
-from actions.models import ActionHeader, OrganizationAPIKey, ValueKind
+from actions.models import ActionHeader, ActionParameter, OrganizationAPIKey, ValueKind
 from execution import http
 from execution.models import Execution, GlobalVariable
 from tests.execution.conftest import API_HOST, KeepAlive
@@ -187,6 +187,20 @@ def test_a_change_to_the_action_its_rows_or_its_audience_counts_from_the_next_in
     ActionHeader.objects.create(action=action, key="X-Shop", kind=ValueKind.STATIC, value="eu")
     assert refund(client, key, action, contact).json()["ok"]
     assert seen[-1].headers["X-Shop"] == "eu"
+
+    # The tool schema (and its compiled validator) follow the rows and the body schema.
+    currency = ActionParameter.objects.create(
+        action=action, location="query", key="currency", kind=ValueKind.AI, required=True
+    )
+    refused = refund(client, key, action, contact)
+    assert refused.status_code == 422 and "currency" in json.dumps(refused.json())
+    currency.delete()
+    action.body_schema["properties"]["reason"]["enum"] = ["damaged"]
+    action.save()
+    refused = refund(client, key, action, contact)  # reason "late" is no longer allowed
+    assert refused.status_code == 422 and "damaged" in json.dumps(refused.json())
+    action.body_schema["properties"]["reason"].pop("enum")
+    action.save()
 
     action.segments.add(make_segment(org))  # the contact is not in it
     assert refund(client, key, action, contact).status_code == 404
