@@ -26,7 +26,9 @@ Printed: p50/p99 of each, the added p50/p99 (invoke minus direct keep-alive) aga
 the 5 ms goal, and the split of an invoke: gunicorn's request time (access log,
 %(D)s, which includes the outcome's UPDATE after the answer was written) and
 execution.http.send's own time (the log row's duration_ms); and the SQL queries and
-Redis commands of one invoke. With --profile, then: the time of each
+Redis commands of one invoke; and this machine's wake-up cost (a PostgreSQL SELECT 1
+back to back, and after 5 ms idle), which an invoke pays at each of its hand-offs
+between processes and threads. With --profile, then: the time of each
 phase of 300 in-process invokes, and cProfile's busiest functions.
 
 api.bench.example resolves to 127.0.0.1 through a patched socket.getaddrinfo (in the
@@ -276,6 +278,28 @@ def round_trips(key: str, call: dict) -> dict[str, int]:
     assert response.status_code == 200 and response.json()["ok"], response.content[:300]
     writes = sum(not q["sql"].lstrip().upper().startswith("SELECT") for q in queries)
     return {"sql": len(queries), "sql_writes": writes, "redis": len(commands)}
+
+
+def wake_cost() -> tuple[float, float]:
+    """p50 ms of a PostgreSQL `SELECT 1` sent back to back, and sent after 5 ms idle:
+    on a virtual machine, waking an idle process (or thread) costs far more than the
+    work, and an invoke hands work between processes and threads more often than a
+    direct call does (client, gunicorn's threads, PostgreSQL, the lookup thread, the
+    upstream), so this says how much of the added time is the machine's."""
+    from django.db import connection
+
+    def p50(pause: float) -> float:
+        times = []
+        with connection.cursor() as cursor:
+            for _ in range(200):
+                if pause:
+                    time.sleep(pause)
+                started = time.perf_counter()
+                cursor.execute("SELECT 1")
+                times.append((time.perf_counter() - started) * 1000)
+        return p50_p99(times)[0]
+
+    return p50(0), p50(0.005)
 
 
 # -- the measurement ------------------------------------------------------------------------
@@ -626,6 +650,7 @@ def main() -> None:
         wait_for_port(upstream_port)
         wait_for_port(api_port)
         trips = {call["label"]: round_trips(setup["key"], call) for call in setup["calls"]}
+        busy, idle = wake_cost()
         print(
             f"setup: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; gunicorn "
             f"(1 gthread worker, 4 threads) and the upstream on loopback; PostgreSQL "
@@ -633,7 +658,9 @@ def main() -> None:
             + "; ".join(
                 f"{label} {t['sql']} SQL ({t['sql_writes']} writes), {t['redis']} Redis"
                 for label, t in trips.items()
-            ),
+            )
+            + f"\nwake-up cost on this machine: a PostgreSQL SELECT 1 takes {busy:.3f} ms back "
+            f"to back, {idle:.3f} ms after 5 ms idle",
             flush=True,
         )
         measured = measure(api_port, ca_file, setup)
@@ -641,6 +668,7 @@ def main() -> None:
         send = {label: send_times(ids) for label, ids in measured["execution_ids"].items()}
         results = report(measured, server, send)
         results["round_trips_per_invoke"] = trips
+        results["select_1_ms"] = {"back_to_back": round(busy, 3), "after_5_ms_idle": round(idle, 3)}
         results["load_average_after"] = round(os.getloadavg()[0], 2)
         print(f"load average after: {results['load_average_after']:.2f}")
         print(json.dumps(results))
