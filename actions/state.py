@@ -398,6 +398,15 @@ class LocalLRU:
                 self._items.move_to_end(key)
             return value
 
+    def get_or_load(self, key, load):
+        """The entry under `key`, else `load()`'s value, kept (loaded outside the lock:
+        two threads may load the same key at once, and either value is right)."""
+        value = self.get(key)
+        if value is None:
+            value = load()
+            self.put(key, value)
+        return value
+
     def put(self, key, value) -> None:
         with self._lock:
             self._items[key] = value

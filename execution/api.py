@@ -133,11 +133,9 @@ def visible_action(organization, tool_name: str, channel: str, contact: str, sta
     """
     segment_ids = contact_segment_ids(organization.pk, stamp, contact or None)
     key = (organization.pk, stamp, channel, segment_ids, tool_name)
-    action = _local_actions.get(key)
-    if action is None:
-        action = _find_visible_action(organization, tool_name, channel, segment_ids)
-        _local_actions.put(key, action)
-    return action
+    return _local_actions.get_or_load(
+        key, lambda: _find_visible_action(organization, tool_name, channel, segment_ids)
+    )
 
 
 def _find_visible_action(

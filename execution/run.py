@@ -114,11 +114,7 @@ def stored_contact(organization_id: int, external_id: str, stamp: int | None = N
     if stamp is None:
         return _load_contact(organization_id, external_id)
     key = (organization_id, stamp, external_id, state.contact_stamp(organization_id, external_id))
-    known = _local_contacts.get(key)
-    if known is None:
-        known = _load_contact(organization_id, external_id)
-        _local_contacts.put(key, known)
-    return known
+    return _local_contacts.get_or_load(key, lambda: _load_contact(organization_id, external_id))
 
 
 def _load_contact(organization_id: int, external_id: str) -> dict:
@@ -168,11 +164,7 @@ def organization_variables(
     if stamp is None:
         return _load_variables(organization_id)
     key = (organization_id, stamp)
-    variables = _local_variables.get(key)
-    if variables is None:
-        variables = _load_variables(organization_id)
-        _local_variables.put(key, variables)
-    return dict(variables)
+    return dict(_local_variables.get_or_load(key, lambda: _load_variables(organization_id)))
 
 
 def _load_variables(organization_id: int) -> dict[str, GlobalVariable]:
@@ -191,11 +183,7 @@ def prepared_tool(action: Action, stamp: int | None = None) -> PreparedTool:
     if stamp is None:
         return prepare_tool(action)
     key = (action.organization_id, stamp, action.pk)
-    prepared = _local_tools.get(key)
-    if prepared is None:
-        prepared = prepare_tool(action)
-        _local_tools.put(key, prepared)
-    return prepared
+    return _local_tools.get_or_load(key, lambda: prepare_tool(action))
 
 
 def run_action(

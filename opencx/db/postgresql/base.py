@@ -25,10 +25,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self.proven_at: float | None = None  # when a request last ended with it working
 
-    def connect(self) -> None:
-        self.proven_at = None
-        super().connect()
-
     def close_if_unusable_or_obsolete(self) -> None:
         # Called at the start and the end of each request (and Celery task). At the end,
         # a connection that was used (health_check_done: checked, or trusted, on first
