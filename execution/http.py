@@ -66,6 +66,13 @@ timed-out or failed exchange closes it. Kept connections wait at most
 Deadlines are kept by one watchdog thread for the process, and lookups run in a
 small set of reused threads (a stuck lookup keeps its own thread, never another
 call's), instead of a thread and a Timer per call.
+
+**Held until the caller is ready.** ``before_request``, if given, runs once on the
+connection after every check above, the lookup and the connection (kept, or new with
+its TLS handshake) and just before the first byte of the request is written: the
+caller's write-ahead log row is confirmed there, while all of the call's preparation
+overlaps the wait for it. If it raises, nothing is sent and `send` raises that error
+as it is (not an `OutboundError`: it is the caller's).
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
 from typing import Any, Literal, get_args
@@ -211,6 +218,10 @@ class OutboundError(Exception):
         self.detail = detail
 
 
+class _Held(Exception):
+    """`before_request` raised (its error is the cause): the request was not sent."""
+
+
 class _GuardViolation(Exception):
     """The pinned adapter or connection saw a destination other than the one checked."""
 
@@ -233,6 +244,7 @@ def send(
     timeout_seconds: float | None = None,
     max_bytes: int | None = None,
     partition: Hashable = None,
+    before_request: Callable[[], object] | None = None,
 ) -> OutboundResponse:
     """Send one request under the rules in the module docstring; never follows a redirect.
 
@@ -262,6 +274,7 @@ def send(
     )
 
     pin = _Pin(hostname=target.hostname, ip=address, port=target.port, partition=partition)
+    pin.before_request = before_request
     session = requests.Session()
     session.trust_env = False  # no HTTPS_PROXY, no .netrc, no REQUESTS_CA_BUNDLE
     session.adapters.clear()
@@ -295,6 +308,8 @@ def send(
         )
     except OutboundError:
         raise
+    except _Held as held:  # the caller's own error, before anything was sent
+        raise held.__cause__ from None
     except Exception as error:  # every library failure becomes a cause
         raise _classify(error, pin, timeout, target) from error
     finally:
@@ -684,6 +699,7 @@ class _Pin:
         # The connection urllib3 handed back because its response was read to the end.
         self.released: _PinnedHTTPSConnection | None = None
         self.reused = False  # the call went over a kept-alive connection
+        self.before_request: Callable[[], object] | None = None  # see send()
         self._watched: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -796,6 +812,12 @@ class _PinnedHTTPSConnection(HTTPSConnection):
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         self.sent_whole = False
+        hold, self._pin.before_request = self._pin.before_request, None
+        if hold is not None:
+            try:
+                hold()
+            except Exception as error:
+                raise _Held() from error
         super().request(*args, **kwargs)
         self.sent_whole = True
 

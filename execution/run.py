@@ -6,7 +6,10 @@ The Execution row is written before the request goes out and completed after it,
 autocommit (never a transaction around the call), so a crash mid-call leaves a
 `started` row rather than nothing: one INSERT, with the masked request, once the
 request is built, and one UPDATE with the outcome (a row the caller started, for a
-form submission or the Test button, is updated with the request instead). A caller
+form submission or the Test button, is updated with the request instead). The INSERT
+is sent ahead (opencx.db.pending): the seam checks the destination, looks it up and
+takes its connection while PostgreSQL commits the row, and holds the request's first
+byte until the commit is confirmed (`http.send`'s ``before_request``). A caller
 may take the UPDATE on itself (`record_later`, then `Result.record()`): the API writes
 it once the AI's answer has been sent, so the AI does not wait for it.
 
@@ -41,6 +44,7 @@ from execution.build import (
 )
 from execution.models import Execution, GlobalVariable
 from execution.secrets import SecretUnavailable
+from opencx.db.pending import send_insert
 
 SOMETHING_WENT_WRONG = "Something went wrong"
 MASK = "[REDACTED]"
@@ -130,7 +134,15 @@ def start_execution(
 ) -> Execution:
     """The log row of a call about to be made (outcome `started`, unless `fields` say
     otherwise; `fields` may also carry the masked arguments and request)."""
-    return Execution.objects.create(
+    execution = new_execution(action, channel, contact, is_test, **fields)
+    execution.save(force_insert=True)
+    return execution
+
+
+def new_execution(
+    action: Action, channel: str, contact: str, is_test: bool, **fields: Any
+) -> Execution:
+    return Execution(
         organization_id=action.organization_id,
         action=action,
         action_name=action.name,
@@ -230,18 +242,26 @@ def run_action(
         "request": masker.value(describe(built.request)),
     }
     if execution is None:
-        # Written before anything is sent: a crash mid-call leaves this `started` row.
-        execution = start(**logged)
+        # Committed before anything is sent, so a crash mid-call leaves this `started`
+        # row; the seam prepares the call (checks, lookup, connection) while PostgreSQL
+        # commits it, and writes the request's first byte only once it is confirmed.
+        pending = send_insert(new_execution(action, channel, contact, is_test, **logged))
     else:
         for name, value in logged.items():
             setattr(execution, name, value)
         execution.save(update_fields=[*logged, "updated_at"])
+        pending = None
 
     started = time.perf_counter()
     try:
         # Kept-alive connections are never shared between organizations.
-        response = http.send(built.request, partition=action.organization_id)
+        response = http.send(
+            built.request,
+            partition=action.organization_id,
+            before_request=pending.confirm if pending is not None else None,
+        )
     except http.OutboundError as failure:
+        execution = pending.confirm() if pending is not None else execution
         execution.duration_ms = (time.perf_counter() - started) * 1000
         execution.outcome = Execution.Outcome.ERROR
         execution.cause = failure.cause
@@ -260,7 +280,12 @@ def run_action(
         if not record_later:
             result.record()
         return result
-
+    except BaseException:
+        if pending is not None:
+            pending.settle()  # the connection stays usable for whatever handles this
+        raise
+    if pending is not None:
+        execution = pending.confirm()  # done: the request could not go out before it
     body, cut = body_for_ai(response, masker)
     execution.duration_ms = response.elapsed_ms
     execution.status_code = response.status

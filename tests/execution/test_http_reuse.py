@@ -173,3 +173,48 @@ def test_warm_calls_start_no_thread(raw_server, monkeypatch):
 
 def test_the_doctests_hold():
     assert doctest.testmod(http).failed == 0
+
+
+def test_before_request_runs_once_the_connection_is_ready_and_before_the_request(raw_server):
+    """The caller's hold (the write-ahead log row's commit) overlaps the checks, the
+    lookup and the connection, new or kept, and precedes the request's first byte."""
+    handler = KeepAlive(OK)
+    server = raw_server(handler)
+    holds = []
+
+    def hold():
+        holds.append((server.connections, len(server.requests) + len(handler.heads)))
+
+    assert get(server, before_request=hold).status == 200  # a new connection
+    assert get(server, before_request=hold).status == 200  # the kept one
+    # Connected (TLS included) each time, and no request had arrived yet.
+    assert holds == [(1, 0), (1, 1)]
+    assert handler.requests == 2
+
+
+def test_when_before_request_raises_nothing_is_sent_and_its_error_is_raised(raw_server):
+    handler = KeepAlive(OK)
+    server = raw_server(handler)
+    assert get(server).status == 200
+
+    class NotCommitted(Exception):
+        pass
+
+    def hold():
+        raise NotCommitted("the log row was refused")
+
+    with pytest.raises(NotCommitted):
+        get(server, before_request=hold)
+    assert get(server).status == 200
+    # The second request went over a new connection: the held one was closed unused.
+    assert server.connections == 2 and handler.requests == 2
+    assert len(handler.heads) == 0
+
+
+def test_before_request_is_not_run_for_a_call_refused_before_sending(raw_server, dns):
+    server = raw_server(KeepAlive(OK))
+    dns.answers[API_HOST] = ["10.0.0.7"]
+    holds = []
+    with pytest.raises(OutboundError) as error:
+        get(server, before_request=lambda: holds.append(1))
+    assert error.value.cause == "blocked_address" and holds == []

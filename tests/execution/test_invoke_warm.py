@@ -6,12 +6,14 @@ import json
 from unittest import mock
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import IntegrityError, OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
+from werkzeug import Request, Response
 
 from actions.models import ActionHeader, ActionParameter, OrganizationAPIKey, ValueKind
-from execution import http
+from execution import http, run
 from execution.models import Execution, GlobalVariable
+from tests.conftest import require_service
 from tests.execution.conftest import API_HOST, KeepAlive
 from tests.execution.test_invoke import CANARY, captured, invoke, order_action
 from tests.factories import make_action, make_contact, make_organization, make_segment
@@ -251,3 +253,82 @@ def test_two_organizations_calling_one_host_never_share_a_connection(
         assert invoke(client, raw, tool_name).json()["ok"]
     assert server.connections == 2  # one per organization, each used twice
     assert len(loopback_only.attempts) == 2
+
+
+@pytest.fixture
+def slow_log_commit(transactional_db):
+    """Every execution log INSERT takes 0.3 s more to commit (a deferred trigger)."""
+    require_service(connection.vendor == "postgresql", "the database is PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$"
+        )
+        cursor.execute(
+            "CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON execution_execution "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_slow_commit()"
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_slow_commit ON execution_execution")
+            cursor.execute("DROP FUNCTION test_slow_commit()")
+
+
+@pytest.fixture
+def observer(transactional_db):
+    """A connection of its own, usable from the upstream's thread: what others see."""
+    own = connections.create_connection("default")
+    own.inc_thread_sharing()
+    yield own
+    own.close()
+
+
+def test_the_upstream_gets_the_request_only_once_its_log_row_is_committed(
+    client, key, org, upstream, slow_log_commit, observer
+):
+    """The INSERT is sent ahead and the call prepared meanwhile; the first byte waits
+    for the commit, however slow, on a new connection and on a kept one."""
+    action = order_action(org, upstream)
+    contact = make_contact(org, email="ada@example.com")
+    rows_seen = []
+
+    def handler(request: Request) -> Response:
+        with observer.cursor() as cursor:
+            cursor.execute("SELECT outcome, request->>'method' FROM execution_execution")
+            rows_seen.append(sorted(cursor.fetchall()))
+        return Response(json.dumps({"status": "refunded"}), content_type="application/json")
+
+    upstream.expect_request("/v1/orders/A-1/refund").respond_with_handler(handler)
+    with CaptureQueriesContext(connection) as queries:
+        first = refund(client, key, action, contact).json()
+    logged = [q["sql"].split()[0] for q in queries if "execution_execution" in q["sql"]]
+    second = refund(client, key, action, contact).json()
+    assert first["ok"] and second["ok"]
+    assert rows_seen == [
+        [("started", "POST")],
+        [("started", "POST"), ("succeeded", "POST")],
+    ]
+    assert logged == ["INSERT", "UPDATE"]  # the INSERT sent ahead is a query like any
+
+
+def test_a_log_row_that_cannot_be_committed_means_nothing_is_sent(
+    client, key, org, upstream, transactional_db
+):
+    require_service(connection.vendor == "postgresql", "the database is PostgreSQL")
+    action = order_action(org, upstream)
+    contact = make_contact(org, email="ada@example.com")
+    seen = captured(upstream, "/v1/orders/A-1/refund")
+    real = run.new_execution
+
+    def unwritable(*args, **kwargs):  # its foreign key fails at commit
+        row = real(*args, **kwargs)
+        row.organization_id += 10_000
+        return row
+
+    with mock.patch.object(run, "new_execution", unwritable), pytest.raises(IntegrityError):
+        refund(client, key, action, contact)
+    assert seen == [] and Execution.objects.count() == 0
+    assert refund(client, key, action, contact).json()["ok"]  # the next call goes through
+    assert len(seen) == 1 and Execution.objects.get().outcome == "succeeded"
