@@ -509,12 +509,13 @@ PHASES = [
     ("execution.api", "InvokeSerializer.is_valid", "request body validation"),
     ("execution.api", "visible_action", "find the action (visible_action)"),
     ("execution.api", "run_action", "run_action"),
-    ("execution.run", "start_execution", "  INSERT the log row (start_execution)"),
+    ("execution.run", "send_insert", "  send the log row's INSERT (send_insert)"),
+    ("opencx.db.pending", "PendingInsert.confirm", "  wait for its commit (confirm, 2 calls)"),
     ("execution.run", "call_context", "  conversation context (call_context)"),
     ("execution.run", "build_request", "  build the request (build_request)"),
     ("execution.run", "Masker.value", "  mask secrets for the log (Masker.value)"),
     ("execution.http", "send", "  execution.http.send"),
-    ("execution.models", "Execution.save", "  every Execution.save (INSERT, then one UPDATE)"),
+    ("execution.models", "Execution.save", "  Execution.save (the outcome's UPDATE)"),
 ]
 
 
