@@ -321,8 +321,8 @@ def request_test_call(action: Action, *, user, arguments: dict[str, Any]) -> Tes
 
     with transaction.atomic():
         # Presses on one action take turns, so two racing presses cannot both miss
-        # the one in flight.
-        list(Action.objects.select_for_update().filter(pk=action.pk).values_list("pk"))
+        # the one in flight (NO KEY: calls logging against the action go on).
+        list(Action.objects.select_for_update(no_key=True).filter(pk=action.pk).values_list("pk"))
         in_flight = TestCall.objects.filter(
             action=action,
             requested_by=user,

@@ -77,8 +77,10 @@ def sync_source(
 ) -> SyncResult:
     with transaction.atomic():
         # Imports into one organization take turns: two imports choosing names at
-        # once could otherwise both take the same free name.
-        Organization.objects.select_for_update().filter(pk=organization.pk).first()
+        # once could otherwise both take the same free name. FOR NO KEY UPDATE: it
+        # excludes the other import, not the rows that refer to the organization
+        # (an invoke's log row, a contact), whose foreign-key checks need KEY SHARE.
+        Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).first()
         existing = {
             action.operation_key: action
             for action in Action.objects.filter(source=source).only(

@@ -203,6 +203,54 @@ def test_two_concurrent_imports_of_one_source_end_in_exactly_one_spec():
     assert keys in ({d.operation_key for d in spec_a}, {d.operation_key for d in spec_b})
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_import_in_progress_does_not_hold_up_rows_that_refer_to_the_organization():
+    """Imports take turns on the organization's row, but an invoke's log row (its
+    foreign key checks the organization) must not wait for an import to finish."""
+    require_service(connection.vendor == "postgresql", "needs PostgreSQL row locking")
+    from unittest import mock
+
+    import importer.sync
+    from execution.models import Execution
+
+    org = make_organization()
+    action = make_action(org)
+    source = SpecSource.objects.create(organization=org, name="petstore")
+    locked, release = threading.Event(), threading.Event()
+    real = importer.sync._with_free_names
+
+    def held(*args, **kwargs):  # inside the import's transaction, the lock taken
+        locked.set()
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    def run():
+        try:
+            sync_source(Organization.objects.get(pk=org.pk), source, SPEC_V1)
+        finally:
+            connection.close()
+
+    with mock.patch.object(importer.sync, "_with_free_names", held):
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            assert locked.wait(10)
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+            try:
+                Execution.objects.create(
+                    organization=org, action=action, action_name=action.name,
+                    tool_name=action.tool_name, channel="widget",
+                )  # fmt: skip
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("RESET lock_timeout")
+        finally:
+            release.set()
+            thread.join()
+    assert Execution.objects.count() == 1 and len(generated(source)) == 3
+
+
 def test_the_same_spec_imported_into_many_sources_never_collides(org):
     """Each source's variant of a taken name hashes the source too, and keeps going
     until it is free."""
