@@ -67,12 +67,13 @@ Deadlines are kept by one watchdog thread for the process, and lookups run in a
 small set of reused threads (a stuck lookup keeps its own thread, never another
 call's), instead of a thread and a Timer per call.
 
-**Held until the caller is ready.** ``before_request``, if given, runs once on the
-connection after every check above, the lookup and the connection (kept, or new with
-its TLS handshake) and just before the first byte of the request is written: the
-caller's write-ahead log row is confirmed there, while all of the call's preparation
-overlaps the wait for it. If it raises, nothing is sent and `send` raises that error
-as it is (not an `OutboundError`: it is the caller's).
+**Held until the caller is ready.** ``before_request``, if given, runs once after
+every check above, the lookup and the request's preparation, just before a connection
+is taken (kept or new): the caller's write-ahead log row is confirmed there, while the
+call's preparation overlaps the wait for it. Its wait is not the upstream's: the
+deadline starts over from there (the time left is what it was) and is not counted in
+``elapsed_ms``; a kept connection is checked after it. If it raises, nothing is sent
+and `send` raises that error as it is (not an `OutboundError`: it is the caller's).
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ def send(
 
     pin = _Pin(hostname=target.hostname, ip=address, port=target.port, partition=partition)
     pin.before_request = before_request
+    pin.deadline = deadline
     session = requests.Session()
     session.trust_env = False  # no HTTPS_PROXY, no .netrc, no REQUESTS_CA_BUNDLE
     session.adapters.clear()
@@ -282,7 +284,6 @@ def send(
     response: requests.Response | None = None
     complete = False  # the exchange ended cleanly: its connection may be kept
     try:
-        _watchdog.arm(pin, deadline)
         pin.tls = _tls_context(settings.OUTBOUND_TEST_CA_BUNDLE)
         remaining = _remaining(deadline)
         response = session.send(
@@ -293,7 +294,7 @@ def send(
             verify=True,  # against _tls_context's CAs, see _PinnedAdapter.cert_verify
             proxies={},
         )
-        body, truncated = _read_body(response, pin, deadline, cap)
+        body, truncated = _read_body(response, pin, pin.deadline, cap)
         if pin.expired:
             raise OutboundError("timeout", f"no complete response within {timeout:g} s")
         # A 101 or other 1xx final answer leaves the connection in another protocol.
@@ -303,7 +304,7 @@ def send(
             headers={name.lower(): value for name, value in response.headers.items()},
             body=body,
             truncated=truncated,
-            elapsed_ms=(time.monotonic() - started) * 1000,
+            elapsed_ms=(time.monotonic() - started - pin.held_seconds) * 1000,
             url=prepared.url or "",
         )
     except OutboundError:
@@ -700,6 +701,8 @@ class _Pin:
         self.released: _PinnedHTTPSConnection | None = None
         self.reused = False  # the call went over a kept-alive connection
         self.before_request: Callable[[], object] | None = None  # see send()
+        self.held_seconds = 0.0  # spent in before_request
+        self.deadline = float("inf")  # watched from `hold_and_arm` on
         self._watched: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -713,6 +716,21 @@ class _Pin:
         same partition, name (SNI, certificate, Host), checked address, port and TLS
         context (the context object itself: one per trust store, see _tls_context)."""
         return (self.partition, self.hostname, self.ip, self.port, self.tls)
+
+    def hold_and_arm(self) -> None:
+        """Before a connection is taken: run the caller's hold (its time is added to
+        the deadline), then put the deadline under the watchdog."""
+        hold, self.before_request = self.before_request, None
+        if hold is not None:
+            began = time.monotonic()
+            try:
+                hold()
+            except Exception as error:
+                raise _Held() from error
+            finally:
+                self.held_seconds = time.monotonic() - began
+                self.deadline += self.held_seconds
+        _watchdog.arm(self, self.deadline)
 
     def watch(self, sock: socket.socket) -> None:
         # A duplicate of the descriptor: shutdown() on it ends the connection the TLS
@@ -812,12 +830,6 @@ class _PinnedHTTPSConnection(HTTPSConnection):
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         self.sent_whole = False
-        hold, self._pin.before_request = self._pin.before_request, None
-        if hold is not None:
-            try:
-                hold()
-            except Exception as error:
-                raise _Held() from error
         super().request(*args, **kwargs)
         self.sent_whole = True
 
@@ -838,6 +850,7 @@ class _PinnedHTTPSConnectionPool(HTTPSConnectionPool):
         if self.pool is None:
             raise ClosedPoolError(self, "Pool is closed.")
         pin = self._pin
+        pin.hold_and_arm()
         while (conn := _idle.take(pin.key)) is not None:
             if pin.adopt(conn):
                 return conn

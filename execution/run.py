@@ -8,8 +8,8 @@ autocommit (never a transaction around the call), so a crash mid-call leaves a
 request is built, and one UPDATE with the outcome (a row the caller started, for a
 form submission or the Test button, is updated with the request instead). The INSERT
 is sent ahead (opencx.db.pending): the seam checks the destination, looks it up and
-takes its connection while PostgreSQL commits the row, and holds the request's first
-byte until the commit is confirmed (`http.send`'s ``before_request``). A caller
+prepares the request while PostgreSQL commits the row, and takes a connection only
+once the commit is confirmed (`http.send`'s ``before_request``). A caller
 may take the UPDATE on itself (`record_later`, then `Result.record()`): the API writes
 it once the AI's answer has been sent, so the AI does not wait for it.
 
@@ -243,8 +243,8 @@ def run_action(
     }
     if execution is None:
         # Committed before anything is sent, so a crash mid-call leaves this `started`
-        # row; the seam prepares the call (checks, lookup, connection) while PostgreSQL
-        # commits it, and writes the request's first byte only once it is confirmed.
+        # row; the seam prepares the call (checks, lookup) while PostgreSQL commits it,
+        # and takes a connection only once the commit is confirmed.
         pending = send_insert(new_execution(action, channel, contact, is_test, **logged))
     else:
         for name, value in logged.items():
@@ -261,8 +261,11 @@ def run_action(
             before_request=pending.confirm if pending is not None else None,
         )
     except http.OutboundError as failure:
-        execution = pending.confirm() if pending is not None else execution
-        execution.duration_ms = (time.perf_counter() - started) * 1000
+        waited = 0.0
+        if pending is not None:
+            execution = pending.confirm()
+            waited = pending.waited_seconds  # the log's wait, not the upstream's
+        execution.duration_ms = (time.perf_counter() - started - waited) * 1000
         execution.outcome = Execution.Outcome.ERROR
         execution.cause = failure.cause
         execution.detail = masker.text(failure.detail)

@@ -10,6 +10,7 @@ from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
 
 from execution.models import Execution
+from opencx.db import pending as pending_module
 from opencx.db.pending import send_insert
 from tests.conftest import require_service
 from tests.factories import make_action, make_organization
@@ -132,3 +133,48 @@ def test_where_it_cannot_be_sent_ahead_it_is_saved_at_once():
         assert instance.pk is not None and not instance._state.adding
     assert pending.confirm() is instance
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_instrumentation_error_after_sending_leaves_the_connection_ready(postgresql):
+    """An execute wrapper that fails once the statement went out: its error is raised,
+    and the statement's answer is read, so the next query works."""
+    action = make_action(make_organization())
+
+    def failing(execute, sql, params, many, context):
+        execute(sql, params, many, context)
+        raise RuntimeError("the monitoring agent broke")
+
+    with connection.execute_wrapper(failing), pytest.raises(RuntimeError):
+        send_insert(row(action))
+    assert Execution.objects.count() == 1  # it was sent and committed; nothing pending
+    assert not connection.errors_occurred
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_interrupted_midway_has_django_check_the_connection(postgresql, monkeypatch):
+    action = make_action(make_organization())
+    with connection.cursor() as cursor:  # an INSERT takes 0.3 s
+        cursor.execute(
+            "CREATE FUNCTION test_slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER slow_insert BEFORE INSERT ON execution_execution "
+            "FOR EACH ROW EXECUTE FUNCTION test_slow_insert()"
+        )
+    try:
+        pending = send_insert(row(action))
+
+        def interrupted(fileno, events):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pending_module, "_wait", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pending.confirm()
+        assert connection.errors_occurred  # checked (and replaced if need be) before reuse
+    finally:
+        connection.close()  # its answer was never read
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER slow_insert ON execution_execution")
+            cursor.execute("DROP FUNCTION test_slow_insert()")

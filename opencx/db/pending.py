@@ -27,10 +27,11 @@ INSERT returns anything but an integer primary key.
 
 import logging
 import select
+import time
 from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
-from django.db import connections, router
+from django.db import DataError, IntegrityError, connections, router
 from django.db.models import Model, signals
 from django.db.models.fields import AutoFieldMixin
 from django.db.models.sql import InsertQuery
@@ -70,6 +71,7 @@ def send_insert(instance: M) -> "PendingInsert[M]":
     if not hasattr(raw, "mogrify"):  # server-side binding: no client-side statement text
         cursor.close()
         return _Saved(instance, alias)
+    instance._prepare_related_fields_for_save(operation_name="save")  # as save() does
     signals.pre_save.send(
         sender=model, instance=instance, raw=False, using=alias, update_fields=None
     )
@@ -89,9 +91,24 @@ def send_insert(instance: M) -> "PendingInsert[M]":
     )
     try:
         wrapped.execute(sql, params)  # wrappers, error translation, the queries log
+    except BaseException:
+        if sender.sent:  # an execute wrapper failed after the statement went out
+            _drain(connection, sender)
+        raise
     finally:
         cursor.close()
     return PendingInsert(instance, alias, sender)
+
+
+def _drain(connection: Any, sender: "_Sender") -> None:
+    """Read what a statement sent ahead answered, so that the connection can serve
+    the next query; if that fails, have Django check the connection before reuse."""
+    try:
+        sender.receive()
+    except BaseException:
+        connection.errors_occurred = True
+        if not isinstance(sender.failure, Exception):
+            raise
 
 
 class PendingInsert(Generic[M]):
@@ -103,17 +120,25 @@ class PendingInsert(Generic[M]):
         self.alias = alias
         self._sender = sender
         self._error: BaseException | None = None
+        self.waited_seconds = 0.0  # in confirm(), for the commit
 
     def confirm(self) -> M:
         sender, self._sender = self._sender, None
         if sender is not None:
             connection = connections[self.alias]
+            began = time.monotonic()
             try:
                 with connection.wrap_database_errors:
                     self.instance.pk = sender.receive()
             except BaseException as error:
                 self._error = error
+                if not isinstance(error, (IntegrityError, DataError)):
+                    # Django marks its own translated errors; anything else (an
+                    # interrupt mid-read) may leave the answer half read.
+                    connection.errors_occurred = True
                 raise
+            finally:
+                self.waited_seconds = time.monotonic() - began
             self.instance._state.adding = False
             self.instance._state.db = self.alias
             signals.post_save.send(
@@ -126,7 +151,10 @@ class PendingInsert(Generic[M]):
 
     def settle(self) -> None:
         """Confirm, for a caller on its way out with another error: the connection is
-        left ready for its next query; this INSERT's own failure is not raised."""
+        left ready for its next query; this INSERT's own failure, if nobody was told
+        of it yet, is logged rather than raised."""
+        if self._sender is None:
+            return  # confirmed already: its outcome was returned or raised
         try:
             self.confirm()
         except Exception:
@@ -149,6 +177,8 @@ class _Sender:
         self._cursor = cursor
         self._conn = conn
         self._query: Any = None  # read by Django's last_executed_query (queries log)
+        self.sent = False
+        self.failure: BaseException | None = None
 
     def execute(self, sql: str, params: Any = None) -> None:
         text = self._cursor.mogrify(sql, params)
@@ -158,29 +188,51 @@ class _Sender:
         if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             raise psycopg.ProgrammingError("the connection is busy; an INSERT cannot be sent")
         pgconn.send_query(data)
-        while pgconn.flush():  # the connection is non-blocking: send what is left
-            _wait(pgconn.socket, select.POLLOUT)
+        self.sent = True
+        # The connection is non-blocking: send what is left, reading meanwhile (as
+        # psycopg does), so a server that answers early never stalls the send.
+        while pgconn.flush():
+            if _wait(pgconn.socket, select.POLLIN | select.POLLOUT) & select.POLLIN:
+                pgconn.consume_input()
 
     def receive(self) -> int:
-        pgconn = self._conn.pgconn
-        pgconn.consume_input()
-        while pgconn.is_busy():
-            _wait(pgconn.socket, select.POLLIN)
-            pgconn.consume_input()
-        results = []
-        while (result := pgconn.get_result()) is not None:
-            results.append(result)
-        (result, *_) = results
-        if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
-            raise psycopg_errors.error_from_result(result, encoding=self._conn.info.encoding)
-        return int(result.get_value(0, 0))
+        """Every result of the statement (until libpq has no more), never blocking
+        inside libpq: each is read only once `is_busy` says it has arrived."""
+        try:
+            pgconn = self._conn.pgconn
+            results = []
+            while True:
+                pgconn.consume_input()
+                while pgconn.is_busy():
+                    _wait(pgconn.socket, select.POLLIN)
+                    pgconn.consume_input()
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                results.append(result)
+            for result in results:
+                if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                    raise psycopg_errors.error_from_result(
+                        result, encoding=self._conn.info.encoding
+                    )
+            if len(results) != 1 or results[0].ntuples != 1:
+                raise psycopg.InterfaceError(f"the INSERT answered {len(results)} results")
+            return int(results[0].get_value(0, 0))
+        except BaseException as error:
+            self.failure = error
+            raise
 
     def close(self) -> None:
         pass
 
 
-def _wait(fileno: int, event: int) -> None:
-    """Until the socket is ready (poll: unlike select, any descriptor number)."""
+def _wait(fileno: int, events: int) -> int:
+    """Until the socket is ready (poll: unlike select, any descriptor number); the
+    events that happened. An error or hang-up counts as readable: libpq's next read
+    reports it."""
     poller = select.poll()
-    poller.register(fileno, event | select.POLLERR | select.POLLHUP)
-    poller.poll()
+    poller.register(fileno, events)
+    ((_fd, happened),) = poller.poll()
+    if happened & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+        happened |= select.POLLIN
+    return happened

@@ -175,9 +175,9 @@ def test_the_doctests_hold():
     assert doctest.testmod(http).failed == 0
 
 
-def test_before_request_runs_once_the_connection_is_ready_and_before_the_request(raw_server):
+def test_before_request_runs_once_before_a_connection_is_taken(raw_server):
     """The caller's hold (the write-ahead log row's commit) overlaps the checks, the
-    lookup and the connection, new or kept, and precedes the request's first byte."""
+    lookup and the request's preparation, and precedes any byte of the request."""
     handler = KeepAlive(OK)
     server = raw_server(handler)
     holds = []
@@ -187,9 +187,31 @@ def test_before_request_runs_once_the_connection_is_ready_and_before_the_request
 
     assert get(server, before_request=hold).status == 200  # a new connection
     assert get(server, before_request=hold).status == 200  # the kept one
-    # Connected (TLS included) each time, and no request had arrived yet.
-    assert holds == [(1, 0), (1, 1)]
-    assert handler.requests == 2
+    # Before the first connection, then before the second request.
+    assert holds == [(0, 0), (1, 1)]
+    assert handler.requests == 2 and server.connections == 1
+
+
+def test_the_hold_is_not_the_upstreams_time_and_a_kept_connection_is_checked_after_it(
+    raw_server,
+):
+    close_now = threading.Event()
+
+    def handler(tls, stop):  # answers one request, closes when told (or at once after)
+        tls.sendall(OK)
+        close_now.wait(5)
+
+    server = raw_server(handler)
+    assert get(server).status == 200
+
+    def hold():  # slow, and the server closes the kept connection meanwhile
+        close_now.set()
+        time.sleep(0.6)
+
+    answer = get(server, before_request=hold, timeout_seconds=0.5)
+    assert answer.status == 200 and answer.body == b"ok"
+    assert answer.elapsed_ms < 500  # the upstream's time only
+    assert server.connections == 2  # the closed one was found out before use
 
 
 def test_when_before_request_raises_nothing_is_sent_and_its_error_is_raised(raw_server):
@@ -206,9 +228,9 @@ def test_when_before_request_raises_nothing_is_sent_and_its_error_is_raised(raw_
     with pytest.raises(NotCommitted):
         get(server, before_request=hold)
     assert get(server).status == 200
-    # The second request went over a new connection: the held one was closed unused.
-    assert server.connections == 2 and handler.requests == 2
-    assert len(handler.heads) == 0
+    # Two requests reached the server, both answered; the kept connection was not
+    # taken by the held call and serves the next one.
+    assert handler.requests == 2 and server.connections == 1 and len(handler.heads) == 1
 
 
 def test_before_request_is_not_run_for_a_call_refused_before_sending(raw_server, dns):
