@@ -24,7 +24,7 @@ OUTBOUND_TEST_OVERRIDES_UNSAFE=1. In the same run, alternating, after a warm-up:
 
 Printed: p50/p99 of each, the added p50/p99 (invoke minus direct keep-alive) against
 the 5 ms goal, and the split of an invoke: gunicorn's request time (access log,
-%(D)s, which includes the outcome's UPDATE after the answer was written) and
+%(D)s: gthread writes it once the answer is sent, before the outcome's UPDATE) and
 execution.http.send's own time (the log row's duration_ms); and the SQL queries and
 Redis commands of one invoke; and this machine's wake-up cost (a PostgreSQL SELECT 1
 back to back, and after 5 ms idle), which an invoke pays at each of its hand-offs

@@ -274,9 +274,10 @@ def send(
         target.literal if target.literal is not None else _resolve(target, allowlist, deadline)
     )
 
-    pin = _Pin(hostname=target.hostname, ip=address, port=target.port, partition=partition)
-    pin.before_request = before_request
-    pin.deadline = deadline
+    pin = _Pin(
+        hostname=target.hostname, ip=address, port=target.port, partition=partition,
+        deadline=deadline, before_request=before_request,
+    )  # fmt: skip
     session = requests.Session()
     session.trust_env = False  # no HTTPS_PROXY, no .netrc, no REQUESTS_CA_BUNDLE
     session.adapters.clear()
@@ -688,11 +689,21 @@ class _Pin:
     """The checked destination of one call, its deadline, and what becomes of its
     connection (`finish`)."""
 
-    def __init__(self, hostname: str, ip: IPAddress, port: int, partition: Hashable = None):
+    def __init__(
+        self,
+        hostname: str,
+        ip: IPAddress,
+        port: int,
+        partition: Hashable,
+        deadline: float,
+        before_request: Callable[[], object] | None,
+    ):
         self.hostname = hostname
         self.ip = ip
         self.port = port
         self.partition = partition
+        self.deadline = deadline  # watched from `hold_and_arm` on
+        self.before_request = before_request  # see send()
         self.tls: ssl.SSLContext | None = None  # the trust store the connection verifies with
         self.expired = False
         self.done = False  # finished: the deadline no longer concerns it
@@ -700,9 +711,7 @@ class _Pin:
         # The connection urllib3 handed back because its response was read to the end.
         self.released: _PinnedHTTPSConnection | None = None
         self.reused = False  # the call went over a kept-alive connection
-        self.before_request: Callable[[], object] | None = None  # see send()
         self.held_seconds = 0.0  # spent in before_request
-        self.deadline = float("inf")  # watched from `hold_and_arm` on
         self._watched: list[socket.socket] = []
         self._lock = threading.Lock()
 

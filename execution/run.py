@@ -44,7 +44,7 @@ from execution.build import (
 )
 from execution.models import Execution, GlobalVariable
 from execution.secrets import SecretUnavailable
-from opencx.db.pending import send_insert
+from opencx.db.pending import already_saved, send_insert
 
 SOMETHING_WENT_WRONG = "Something went wrong"
 MASK = "[REDACTED]"
@@ -250,7 +250,7 @@ def run_action(
         for name, value in logged.items():
             setattr(execution, name, value)
         execution.save(update_fields=[*logged, "updated_at"])
-        pending = None
+        pending = already_saved(execution)
 
     started = time.perf_counter()
     try:
@@ -258,14 +258,12 @@ def run_action(
         response = http.send(
             built.request,
             partition=action.organization_id,
-            before_request=pending.confirm if pending is not None else None,
+            before_request=pending.confirm,
         )
     except http.OutboundError as failure:
-        waited = 0.0
-        if pending is not None:
-            execution = pending.confirm()
-            waited = pending.waited_seconds  # the log's wait, not the upstream's
-        execution.duration_ms = (time.perf_counter() - started - waited) * 1000
+        execution = pending.confirm()
+        # The log's wait for its commit is not the upstream's time.
+        execution.duration_ms = (time.perf_counter() - started - pending.waited_seconds) * 1000
         execution.outcome = Execution.Outcome.ERROR
         execution.cause = failure.cause
         execution.detail = masker.text(failure.detail)
@@ -284,11 +282,9 @@ def run_action(
             result.record()
         return result
     except BaseException:
-        if pending is not None:
-            pending.settle()  # the connection stays usable for whatever handles this
+        pending.settle()  # the connection stays usable for whatever handles this
         raise
-    if pending is not None:
-        execution = pending.confirm()  # done: the request could not go out before it
+    execution = pending.confirm()  # done: the request could not go out before it
     body, cut = body_for_ai(response, masker)
     execution.duration_ms = response.elapsed_ms
     execution.status_code = response.status

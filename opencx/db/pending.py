@@ -105,9 +105,9 @@ def _drain(connection: Any, sender: "_Sender") -> None:
     the next query; if that fails, have Django check the connection before reuse."""
     try:
         sender.receive()
-    except BaseException:
+    except BaseException as error:
         connection.errors_occurred = True
-        if not isinstance(sender.failure, Exception):
+        if not isinstance(error, Exception):
             raise
 
 
@@ -161,6 +161,11 @@ class PendingInsert(Generic[M]):
             logger.exception("an INSERT sent ahead failed while another error was raised")
 
 
+def already_saved(instance: M) -> PendingInsert[M]:
+    """A row written earlier, for callers that handle both kinds alike."""
+    return PendingInsert(instance, instance._state.db)
+
+
 class _Saved(PendingInsert[M]):
     """Where the INSERT cannot be sent ahead: saved at once."""
 
@@ -178,7 +183,6 @@ class _Sender:
         self._conn = conn
         self._query: Any = None  # read by Django's last_executed_query (queries log)
         self.sent = False
-        self.failure: BaseException | None = None
 
     def execute(self, sql: str, params: Any = None) -> None:
         text = self._cursor.mogrify(sql, params)
@@ -198,29 +202,23 @@ class _Sender:
     def receive(self) -> int:
         """Every result of the statement (until libpq has no more), never blocking
         inside libpq: each is read only once `is_busy` says it has arrived."""
-        try:
-            pgconn = self._conn.pgconn
-            results = []
-            while True:
+        pgconn = self._conn.pgconn
+        results = []
+        while True:
+            pgconn.consume_input()
+            while pgconn.is_busy():
+                _wait(pgconn.socket, select.POLLIN)
                 pgconn.consume_input()
-                while pgconn.is_busy():
-                    _wait(pgconn.socket, select.POLLIN)
-                    pgconn.consume_input()
-                result = pgconn.get_result()
-                if result is None:
-                    break
-                results.append(result)
-            for result in results:
-                if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
-                    raise psycopg_errors.error_from_result(
-                        result, encoding=self._conn.info.encoding
-                    )
-            if len(results) != 1 or results[0].ntuples != 1:
-                raise psycopg.InterfaceError(f"the INSERT answered {len(results)} results")
-            return int(results[0].get_value(0, 0))
-        except BaseException as error:
-            self.failure = error
-            raise
+            result = pgconn.get_result()
+            if result is None:
+                break
+            results.append(result)
+        for result in results:
+            if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
+                raise psycopg_errors.error_from_result(result, encoding=self._conn.info.encoding)
+        if len(results) != 1 or results[0].ntuples != 1:
+            raise psycopg.InterfaceError(f"the INSERT answered {len(results)} results")
+        return int(results[0].get_value(0, 0))
 
     def close(self) -> None:
         pass
